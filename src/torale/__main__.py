@@ -1,0 +1,3 @@
+from torale.cli import app
+
+app(prog_name="torale")

@@ -1,0 +1,268 @@
+"""The `torale` command line: run the whole system, one service, or the database tools."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from torale import __version__
+from torale.config import Settings, SettingsError, load_settings
+
+app = typer.Typer(help="Torale: natural-language web monitoring.", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations and connection details.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _settings() -> Settings:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    from torale.observability import configure_logging
+
+    configure_logging(settings.log_level, json=settings.log_json)
+    return settings
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+@app.command()
+def version() -> None:
+    """Print Torale's version."""
+    typer.echo(f"torale {__version__}")
+
+
+# ------------------------------------------------------------------------- db
+
+
+def _database_url(settings: Settings) -> str:
+    from torale.runtime import NotRunningError, resolve
+
+    if settings.database_url:
+        return settings.database_url
+    try:
+        return resolve(settings.model_copy(update={"redis_url": "redis://unused"})).database_url
+    except NotRunningError as exc:
+        raise _fail(str(exc)) from None
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending migrations (each in a transaction); a second run changes nothing."""
+    from torale.db.migrate import MigrationError, migrate
+
+    settings = _settings()
+    try:
+        applied = migrate(_database_url(settings))
+    except MigrationError as exc:
+        raise _fail(str(exc)) from None
+    for migration in applied:
+        typer.echo(f"applied {migration.version}_{migration.name}")
+    typer.echo(f"{len(applied)} migration(s) applied; database is up to date")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """List applied and pending migrations."""
+    from torale.db.migrate import status
+
+    applied, pending = status(_database_url(_settings()))
+    for migration in applied:
+        typer.echo(f"applied  {migration.version}_{migration.name}")
+    for migration in pending:
+        typer.echo(f"pending  {migration.version}_{migration.name}")
+    typer.echo(f"{len(applied)} applied, {len(pending)} pending")
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the connection URL of the database in use (on the last line)."""
+    from torale.db.migrate import sync_url
+
+    typer.echo(sync_url(_database_url(_settings())))
+
+
+# ------------------------------------------------------------------------- services
+
+
+def _runtime_env(settings: Settings) -> None:
+    """Export the resolved URLs so that libraries reading settings see the running servers."""
+    from torale.runtime import NotRunningError, resolve
+
+    try:
+        runtime = resolve(settings)
+    except NotRunningError as exc:
+        raise _fail(str(exc)) from None
+    os.environ["TORALE_DATABASE_URL"] = runtime.database_url
+    os.environ["TORALE_REDIS_URL"] = runtime.redis_url
+    from torale.config import get_settings
+
+    get_settings.cache_clear()
+
+
+@app.command()
+def worker(
+    queues: Annotated[
+        str, typer.Option(help="Comma-separated queues to consume.")
+    ] = "fetch,embed,detect,notify,scheduler",
+    concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+) -> None:
+    """Run a Celery worker for the given queues."""
+    settings = _settings()
+    _runtime_env(settings)
+    from torale.worker import celery_app
+
+    celery_app.worker_main(
+        [
+            "worker",
+            "--queues",
+            queues,
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            settings.log_level,
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+
+
+@app.command()
+def beat() -> None:
+    """Run the scheduler (Celery beat): dispatches due checks and sweeps stuck work."""
+    settings = _settings()
+    _runtime_env(settings)
+    from torale.worker import celery_app
+
+    schedule = settings.data_dir.resolve() / "celerybeat-schedule"
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    celery_app.Beat(schedule=str(schedule), loglevel=settings.log_level).run()
+
+
+# ------------------------------------------------------------------------- up
+
+
+@dataclass
+class ServiceProcess:
+    """A child process of `torale up`, restarted with backoff when it dies."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    log_path: Path | None = field(default=None)
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL)  # noqa: S603
+        self.next_start = 0.0
+
+    def poll(self) -> None:
+        if self.process is None or self.process.poll() is None:
+            return
+        now = time.monotonic()
+        if not self.next_start:
+            delay = min(30.0, 2.0**self.restarts)
+            typer.echo(
+                f"{self.name} exited with code {self.process.returncode}; restarting in {delay:.0f}s",
+                err=True,
+            )
+            self.next_start = now + delay
+            self.restarts += 1
+        elif now >= self.next_start:
+            self.start()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+
+    def wait(self, timeout: float) -> None:
+        if self.process is None:
+            return
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def service_commands(settings: Settings) -> list[tuple[str, list[str]]]:
+    """Every service `torale up` runs, as (name, argv)."""
+    me = [sys.executable, "-m", "torale"]
+    return [
+        ("worker", [*me, "worker"]),
+    ]
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop
+
+
+@app.command()
+def up() -> None:
+    """Run the whole system on this machine until interrupted (Ctrl-C or SIGTERM)."""
+    from torale.db.migrate import migrate
+    from torale.embedded import EmbeddedError, EmbeddedServers
+    from torale.runtime import Runtime, clear_runtime, write_runtime
+
+    settings = _settings()
+    servers = EmbeddedServers(
+        settings.data_dir,
+        need_postgres=not settings.database_url,
+        need_redis=not settings.redis_url,
+    )
+    signal.signal(signal.SIGTERM, _raise_stop)
+    children: list[ServiceProcess] = []
+    try:
+        try:
+            servers.start()
+        except EmbeddedError as exc:
+            raise _fail(str(exc)) from None
+        database_url = settings.database_url or servers.database_url or ""
+        redis_url = settings.redis_url or servers.redis_url or ""
+        migrate(database_url)
+        write_runtime(settings, Runtime(database_url, redis_url, os.getpid()))
+        env = {**os.environ, "TORALE_DATABASE_URL": database_url, "TORALE_REDIS_URL": redis_url}
+        for name, argv in service_commands(settings):
+            child = ServiceProcess(name, argv, env)
+            child.start()
+            children.append(child)
+        typer.echo(f"Torale is running (data in {settings.data_dir.resolve()})")
+        typer.echo(f"  database  {database_url}")
+        typer.echo(f"  redis     {redis_url}")
+        typer.echo("Press Ctrl-C to stop.")
+        while True:
+            for child in children:
+                child.poll()
+            time.sleep(0.5)
+    except (KeyboardInterrupt, _Stop):
+        typer.echo("stopping…", err=True)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for child in children:
+            child.stop()
+        for child in children:
+            child.wait(timeout=20)
+        clear_runtime(settings)
+        servers.stop()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        typer.echo("stopped", err=True)

@@ -1,0 +1,82 @@
+"""Engine and transactions: every statement runs as a user (RLS applies) or as the service."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+_SET_CLAIMS = text(
+    "select set_config('request.jwt.claims', :claims, true), set_config('role', :role, true)"
+)
+
+
+def async_url(url: str) -> str:
+    """The SQLAlchemy asyncpg URL for a libpq-style Postgres URL."""
+    for prefix in (
+        "postgresql+asyncpg://",
+        "postgresql+psycopg://",
+        "postgresql://",
+        "postgres://",
+    ):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError(f"not a Postgres URL: {url.split('@')[-1]}")
+
+
+def create_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> AsyncEngine:
+    """An asyncpg engine; unix-socket URLs (`?host=/dir`) work as libpq's do."""
+    connect_args: dict[str, Any] = {}
+    query = parse_qs(urlsplit(url).query)
+    if "prepare_threshold" in query or "pgbouncer" in query:
+        connect_args["statement_cache_size"] = 0  # transaction poolers (Supabase pooler)
+    return create_async_engine(
+        async_url(url),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def user_claims(user_id: uuid.UUID | str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    claims: dict[str, Any] = {"sub": str(user_id), "role": "authenticated", "aud": "authenticated"}
+    claims.update(extra or {})
+    return claims
+
+
+@asynccontextmanager
+async def as_user(
+    sessions: async_sessionmaker[AsyncSession],
+    user_id: uuid.UUID | str,
+    claims: Mapping[str, Any] | None = None,
+) -> AsyncIterator[AsyncSession]:
+    """A transaction as the `authenticated` role with the caller's claims, as PostgREST does."""
+    async with sessions() as session, session.begin():
+        payload = json.dumps(user_claims(user_id, claims))
+        await session.execute(_SET_CLAIMS, {"claims": payload, "role": "authenticated"})
+        yield session
+
+
+@asynccontextmanager
+async def as_service(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A transaction as `service_role`, which bypasses RLS: for workers and the scheduler."""
+    async with sessions() as session, session.begin():
+        payload = json.dumps({"role": "service_role"})
+        await session.execute(_SET_CLAIMS, {"claims": payload, "role": "service_role"})
+        yield session

@@ -1,0 +1,115 @@
+"""The job queue: one Celery app, the queues, and every task's name and message in one place.
+
+Producers (gateway, scheduler, workers) send by name with `enqueue`, so no service imports
+another's task code; consumers register their tasks under the same names.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, ClassVar
+
+from celery import Celery
+from kombu import Queue
+from pydantic import BaseModel, ConfigDict
+
+from torale.config import Settings
+
+QUEUES = ("fetch", "embed", "detect", "notify", "scheduler")
+
+# Task modules registered with the worker; each service's issue adds its own.
+TASK_MODULES: list[str] = []
+
+
+class TaskMessage(BaseModel):
+    """A queue message: JSON-serialisable arguments of one task, with its name and queue."""
+
+    model_config = ConfigDict(frozen=True)
+    task_name: ClassVar[str]
+    queue: ClassVar[str]
+
+
+class CheckSource(TaskMessage):
+    """Fetch a source and store its snapshot (content worker)."""
+
+    task_name: ClassVar[str] = "torale.content.check_source"
+    queue: ClassVar[str] = "fetch"
+    source_id: uuid.UUID
+    check_id: uuid.UUID
+
+
+class DetectChanges(TaskMessage):
+    """Compare a new snapshot with earlier ones and decide on alerts (detection worker)."""
+
+    task_name: ClassVar[str] = "torale.detection.detect_changes"
+    queue: ClassVar[str] = "detect"
+    check_id: uuid.UUID
+    scraped_content_id: uuid.UUID
+
+
+class NotifyAlert(TaskMessage):
+    """Fan an alert out to the owner's channels (notification worker)."""
+
+    task_name: ClassVar[str] = "torale.notifications.notify_alert"
+    queue: ClassVar[str] = "notify"
+    alert_id: uuid.UUID
+
+
+class DeliverNotification(TaskMessage):
+    """Send one delivery (alert x channel) and record the attempt."""
+
+    task_name: ClassVar[str] = "torale.notifications.deliver"
+    queue: ClassVar[str] = "notify"
+    delivery_id: uuid.UUID
+
+
+class SchedulerTick(TaskMessage):
+    """Dispatch due checks and re-drive anything stuck (beat -> scheduler)."""
+
+    task_name: ClassVar[str] = "torale.scheduler.tick"
+    queue: ClassVar[str] = "scheduler"
+
+
+def create_celery(settings: Settings, broker_url: str | None = None) -> Celery:
+    """The Celery app: Redis broker, JSON only, late acks, time limits, one queue per step."""
+    broker = broker_url or settings.redis_url or "redis://127.0.0.1:6379/0"
+    app = Celery("torale", broker=broker, include=list(TASK_MODULES))
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_time_limit=settings.task_time_limit,
+        task_soft_time_limit=max(5, settings.task_time_limit - 10),
+        worker_prefetch_multiplier=4,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": settings.task_time_limit * 4},
+        task_queues=[Queue(name) for name in QUEUES],
+        task_default_queue="fetch",
+        timezone="UTC",
+        enable_utc=True,
+        beat_schedule={
+            "scheduler-tick": {
+                "task": SchedulerTick.task_name,
+                "schedule": settings.scheduler_tick_seconds,
+                "options": {
+                    "queue": SchedulerTick.queue,
+                    "expires": settings.scheduler_tick_seconds,
+                },
+            }
+        },
+    )
+    return app
+
+
+def enqueue(app: Celery, message: TaskMessage, **options: Any) -> None:
+    """Send a message by task name to its queue (the producer never imports the consumer)."""
+    app.send_task(
+        message.task_name,
+        kwargs=message.model_dump(mode="json"),
+        queue=message.queue,
+        **options,
+    )

@@ -1,0 +1,75 @@
+"""Real parts for every test: an embedded Postgres (pgvector) and Redis, migrated once per run."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import psycopg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from torale.db.migrate import migrate, sync_url
+from torale.db.session import create_engine, session_factory
+from torale.embedded import EmbeddedServers
+
+# Tests fetch pages from local servers on 127.0.0.1.
+os.environ.setdefault("TORALE_ALLOW_PRIVATE_URLS", "true")
+os.environ.setdefault("TORALE_LOG_JSON", "false")
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServers]:
+    data_dir = tmp_path_factory.mktemp("torale-data")
+    embedded = EmbeddedServers(data_dir).start()
+    try:
+        assert embedded.database_url
+        migrate(embedded.database_url)
+        yield embedded
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(servers: EmbeddedServers) -> str:
+    assert servers.database_url
+    return servers.database_url
+
+
+@pytest.fixture(scope="session")
+def redis_url(servers: EmbeddedServers) -> str:
+    assert servers.redis_url
+    return servers.redis_url
+
+
+@pytest.fixture
+def pg(database_url: str) -> Iterator[psycopg.Connection]:
+    """A superuser connection (autocommit) for arranging state in SQL."""
+    with psycopg.connect(sync_url(database_url), autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(database_url)
+    try:
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+def create_user(conn: psycopg.Connection, email: str | None = None) -> uuid.UUID:
+    """A row in auth.users, as Supabase Auth would create it."""
+    email = email or f"user-{uuid.uuid4().hex[:12]}@example.com"
+    row = conn.execute(
+        "insert into auth.users (email, email_confirmed_at) values (%s, now()) returning id",
+        (email,),
+    ).fetchone()
+    assert row
+    return row[0]
+
+
+@pytest.fixture
+def make_user(pg: psycopg.Connection):  # type: ignore[no-untyped-def]
+    return lambda email=None: create_user(pg, email)
