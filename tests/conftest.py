@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -19,16 +23,32 @@ os.environ.setdefault("TORALE_ALLOW_PRIVATE_URLS", "true")
 os.environ.setdefault("TORALE_LOG_JSON", "false")
 
 
-@pytest.fixture(scope="session")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServers]:
-    data_dir = tmp_path_factory.mktemp("torale-data")
-    embedded = EmbeddedServers(data_dir).start()
+@contextmanager
+def fresh_data_dir() -> Iterator[Path]:
+    """A private data dir for embedded servers (outside pytest's shared, 0700 temp tree)."""
+    path = Path(tempfile.mkdtemp(prefix="torale-test-"))
     try:
-        assert embedded.database_url
-        migrate(embedded.database_url)
-        yield embedded
+        yield path
     finally:
-        embedded.stop()
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    with fresh_data_dir() as path:
+        yield path
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[EmbeddedServers]:
+    with fresh_data_dir() as path:
+        embedded = EmbeddedServers(path).start()
+        try:
+            assert embedded.database_url
+            migrate(embedded.database_url)
+            yield embedded
+        finally:
+            embedded.stop()
 
 
 @pytest.fixture(scope="session")

@@ -33,9 +33,9 @@ def torale(
 
 
 @pytest.fixture
-def up_env(tmp_path: Path) -> dict[str, str]:
+def up_env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TORALE_", "SUPABASE_"))}
-    env["TORALE_DATA_DIR"] = str(tmp_path / "data")
+    env["TORALE_DATA_DIR"] = str(data_dir)
     env["TORALE_LOG_JSON"] = "false"
     return env
 

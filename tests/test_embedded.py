@@ -21,8 +21,8 @@ def _postgres_running(data_dir: Path) -> bool:
     return False
 
 
-def test_servers_survive_a_restart_and_stop_cleanly(tmp_path: Path) -> None:
-    first = EmbeddedServers(tmp_path).start()
+def test_servers_survive_a_restart_and_stop_cleanly(data_dir: Path) -> None:
+    first = EmbeddedServers(data_dir).start()
     try:
         assert first.database_url and first.redis_url
         with psycopg.connect(first.database_url, autocommit=True) as conn:
@@ -31,11 +31,11 @@ def test_servers_survive_a_restart_and_stop_cleanly(tmp_path: Path) -> None:
         redis.Redis.from_url(first.redis_url).set("kept", "yes")
     finally:
         first.stop()
-    assert not _postgres_running(tmp_path)
+    assert not _postgres_running(data_dir)
     with pytest.raises(redis.ConnectionError):
         redis.Redis.from_url(first.redis_url).ping()
 
-    second = EmbeddedServers(tmp_path).start()
+    second = EmbeddedServers(data_dir).start()
     try:
         assert second.database_url and second.redis_url
         with psycopg.connect(second.database_url) as conn:
@@ -43,15 +43,15 @@ def test_servers_survive_a_restart_and_stop_cleanly(tmp_path: Path) -> None:
         assert redis.Redis.from_url(second.redis_url).get("kept") == b"yes"
     finally:
         second.stop()
-    assert not _postgres_running(tmp_path)
+    assert not _postgres_running(data_dir)
 
 
-def test_second_instance_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
-    first = EmbeddedServers(tmp_path, need_postgres=False).start()
+def test_second_instance_on_the_same_data_dir_is_refused(data_dir: Path) -> None:
+    first = EmbeddedServers(data_dir, need_postgres=False).start()
     try:
         with pytest.raises(EmbeddedError, match="already running on data dir"):
-            EmbeddedServers(tmp_path, need_postgres=False).start()
+            EmbeddedServers(data_dir, need_postgres=False).start()
     finally:
         first.stop()
     # released: a new instance may start now
-    EmbeddedServers(tmp_path, need_postgres=False).start().stop()
+    EmbeddedServers(data_dir, need_postgres=False).start().stop()
