@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -152,6 +152,115 @@ def beat() -> None:
     celery_app.Beat(schedule=str(schedule), loglevel=settings.log_level).run()
 
 
+SERVICES = {
+    "gateway": ("torale.gateway.asgi:app_factory", "gateway_port"),
+}
+
+
+@app.command()
+def serve(
+    service: Annotated[str, typer.Argument(help="gateway or discovery")],
+    host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Run one HTTP service alone."""
+    import uvicorn
+
+    settings = _settings()
+    if service not in SERVICES:
+        raise _fail(f"unknown service {service!r}; choose one of: {', '.join(SERVICES)}")
+    factory, port_setting = SERVICES[service]
+    _runtime_env(settings)
+    uvicorn.run(
+        factory,
+        factory=True,
+        host=host or settings.gateway_host,
+        port=port or int(getattr(settings, port_setting)),
+        workers=workers,
+        log_config=None,
+        proxy_headers=True,
+        access_log=False,
+    )
+
+
+# ------------------------------------------------------------------------- users
+
+
+def _run(coro: Any) -> Any:
+    import asyncio
+
+    return asyncio.run(coro)
+
+
+users_app = typer.Typer(help="Local users (when Torale serves auth itself).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("create")
+def users_create(
+    email: str,
+    password: Annotated[
+        str | None,
+        typer.Option(help="Password (a random one is generated and printed if omitted)."),
+    ] = None,
+) -> None:
+    """Create a user in auth.users (email confirmed)."""
+    import secrets
+
+    from torale.auth.local import AuthError, LocalAuth
+    from torale.db.session import as_service, create_engine, session_factory
+
+    settings = _settings()
+    url = _database_url(settings)
+    chosen = password or secrets.token_urlsafe(12)
+
+    async def create() -> str:
+        engine = create_engine(url)
+        try:
+            async with as_service(session_factory(engine)) as session:
+                user = await LocalAuth(settings).create_user(session, email, chosen)
+                return str(user.id)
+        finally:
+            await engine.dispose()
+
+    try:
+        user_id = _run(create())
+    except AuthError as exc:
+        raise _fail(exc.message) from None
+    typer.echo(f"created user {email} ({user_id})")
+    if password is None:
+        typer.echo(f"password: {chosen}")
+
+
+@app.command()
+def token(
+    email: str,
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 3600,
+) -> None:
+    """Print an access token for a user (on the last line), for scripts and tests."""
+    from torale.auth.local import LocalAuth
+    from torale.auth.tokens import issue_access_token
+    from torale.db.session import as_service, create_engine, session_factory
+
+    settings = _settings()
+    url = _database_url(settings)
+
+    async def find() -> Any:
+        engine = create_engine(url)
+        try:
+            async with as_service(session_factory(engine)) as session:
+                return await LocalAuth(settings).user_by_email(session, email)
+        finally:
+            await engine.dispose()
+
+    user = _run(find())
+    if user is None:
+        raise _fail(f"no user with email {email}; create one with `torale users create {email}`")
+    access, _ = issue_access_token(settings, user.id, user.email, ttl_seconds=ttl)
+    typer.echo(access)
+
+
 # ------------------------------------------------------------------------- up
 
 
@@ -204,6 +313,7 @@ def service_commands(settings: Settings) -> list[tuple[str, list[str]]]:
     """Every service `torale up` runs, as (name, argv)."""
     me = [sys.executable, "-m", "torale"]
     return [
+        ("gateway", [*me, "serve", "gateway"]),
         ("worker", [*me, "worker"]),
     ]
 
@@ -246,6 +356,9 @@ def up() -> None:
             child.start()
             children.append(child)
         typer.echo(f"Torale is running (data in {settings.data_dir.resolve()})")
+        typer.echo(
+            f"  API       {settings.gateway_url}/api/v1  (docs: {settings.gateway_url}/docs)"
+        )
         typer.echo(f"  database  {database_url}")
         typer.echo(f"  redis     {redis_url}")
         typer.echo("Press Ctrl-C to stop.")
