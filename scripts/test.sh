@@ -3,6 +3,10 @@
 set -euo pipefail
 source "$(dirname "$0")/bootstrap.sh"
 
+if command -v npm >/dev/null 2>&1; then
+  echo "== npm (supabase-js for the auth tests)"
+  npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+fi
 echo "== ruff"; uv run ruff check src tests bench
 echo "== ruff format"; uv run ruff format --check src tests bench
 echo "== mypy"; uv run mypy

@@ -209,7 +209,7 @@ def users_create(
     import secrets
 
     from torale.auth.local import AuthError, LocalAuth
-    from torale.db.session import as_service, create_engine, session_factory
+    from torale.db.session import as_owner, create_engine, session_factory
 
     settings = _settings()
     url = _database_url(settings)
@@ -218,7 +218,7 @@ def users_create(
     async def create() -> str:
         engine = create_engine(url)
         try:
-            async with as_service(session_factory(engine)) as session:
+            async with as_owner(session_factory(engine)) as session:
                 user = await LocalAuth(settings).create_user(session, email, chosen)
                 return str(user.id)
         finally:
@@ -241,7 +241,7 @@ def token(
     """Print an access token for a user (on the last line), for scripts and tests."""
     from torale.auth.local import LocalAuth
     from torale.auth.tokens import issue_access_token
-    from torale.db.session import as_service, create_engine, session_factory
+    from torale.db.session import as_owner, create_engine, session_factory
 
     settings = _settings()
     url = _database_url(settings)
@@ -249,7 +249,7 @@ def token(
     async def find() -> Any:
         engine = create_engine(url)
         try:
-            async with as_service(session_factory(engine)) as session:
+            async with as_owner(session_factory(engine)) as session:
                 return await LocalAuth(settings).user_by_email(session, email)
         finally:
             await engine.dispose()

@@ -33,11 +33,14 @@ _DUMMY_HASH = _hasher.hash("torale-dummy-password")
 class AuthError(Exception):
     """A GoTrue-style error: HTTP status, `error_code`, and a message for the user."""
 
-    def __init__(self, status: int, error_code: str, message: str) -> None:
+    def __init__(
+        self, status: int, error_code: str, message: str, *, end_session: uuid.UUID | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.error_code = error_code
         self.message = message
+        self.end_session = end_session  # to be ended in its own transaction (this one rolls back)
 
 
 @dataclass(frozen=True)
@@ -187,11 +190,11 @@ class LocalAuth:
             )
         if row.revoked:
             # a rotated token came back: assume it leaked and end the session
-            await session.execute(
-                text("delete from auth.sessions where id = :sid"), {"sid": row.session_id}
-            )
             raise AuthError(
-                400, "refresh_token_already_used", "Invalid Refresh Token: Already Used"
+                400,
+                "refresh_token_already_used",
+                "Invalid Refresh Token: Already Used",
+                end_session=row.session_id,
             )
         await session.execute(
             text(
@@ -219,6 +222,11 @@ class LocalAuth:
             await session.execute(
                 text("delete from auth.sessions where id = :sid"), {"sid": session_id}
             )
+
+    async def end_session(self, session: AsyncSession, session_id: uuid.UUID) -> None:
+        await session.execute(
+            text("delete from auth.sessions where id = :sid"), {"sid": session_id}
+        )
 
     async def session_is_live(self, session: AsyncSession, session_id: uuid.UUID) -> bool:
         found = await session.scalar(

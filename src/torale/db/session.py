@@ -80,3 +80,11 @@ async def as_service(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterato
         payload = json.dumps({"role": "service_role"})
         await session.execute(_SET_CLAIMS, {"claims": payload, "role": "service_role"})
         yield session
+
+
+@asynccontextmanager
+async def as_owner(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A transaction as the connecting role itself: only for local auth, which owns `auth.*`
+    off Supabase (on Supabase, GoTrue does that work and this is never used)."""
+    async with sessions() as session, session.begin():
+        yield session

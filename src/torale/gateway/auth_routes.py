@@ -63,7 +63,7 @@ async def _parse(request: Request, model: type[BaseModel]) -> Any:
 async def signup(request: Request, db: DatabaseDep, auth: LocalAuthDep) -> Response:
     try:
         body: SignUp = await _parse(request, SignUp)
-        async with db.as_service() as session:
+        async with db.as_auth_owner() as session:
             await auth.create_user(session, str(body.email), body.password, body.data)
             response = await auth.sign_in(session, str(body.email), body.password)
     except AuthError as error:
@@ -82,16 +82,25 @@ async def token(
     try:
         if grant_type == "password":
             body: PasswordGrant = await _parse(request, PasswordGrant)
-            # brute force: per address and per account
-            await limits.hit(limits.auth, "login-ip", client_ip(request))
-            await limits.hit(limits.auth, "login-email", str(body.email).lower())
-            async with db.as_service() as session:
-                response = await auth.sign_in(session, str(body.email), body.password)
+            # brute force: failed attempts are limited per address and per account
+            keys = [("login-ip", client_ip(request)), ("login-email", str(body.email).lower())]
+            for key in keys:
+                await limits.check(limits.auth, *key)
+            try:
+                async with db.as_auth_owner() as session:
+                    response = await auth.sign_in(session, str(body.email), body.password)
+            except AuthError:
+                for key in keys:
+                    await limits.hit(limits.auth, *key)
+                raise
         else:
             refresh: RefreshGrant = await _parse(request, RefreshGrant)
-            async with db.as_service() as session:
+            async with db.as_auth_owner() as session:
                 response = await auth.refresh(session, refresh.refresh_token)
     except AuthError as error:
+        if error.end_session is not None:
+            async with db.as_auth_owner() as session:
+                await auth.end_session(session, error.end_session)
         return gotrue_error(error)
     except RateLimited as limited:
         return JSONResponse(
@@ -105,7 +114,7 @@ async def token(
 @router.get("/user")
 async def get_user(user: CurrentUser, db: DatabaseDep, auth: LocalAuthDep) -> Response:
     assert user.user_id
-    async with db.as_service() as session:
+    async with db.as_auth_owner() as session:
         session_id = user.claims.get("session_id")
         if session_id and not await auth.session_is_live(session, uuid.UUID(session_id)):
             return gotrue_error(
@@ -130,7 +139,7 @@ async def logout(
 ) -> Response:
     assert user.user_id
     session_id = user.claims.get("session_id")
-    async with db.as_service() as session:
+    async with db.as_auth_owner() as session:
         await auth.logout(
             session, uuid.UUID(session_id) if session_id else None, user.user_id, scope
         )

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from torale.auth.dependencies import CurrentUser
 from torale.auth.tokens import Principal
 from torale.config import Settings
-from torale.db.session import as_service, as_user
+from torale.db.session import as_owner, as_service, as_user
 from torale.gateway.ratelimit import RateLimits
 
 
@@ -32,6 +32,11 @@ class Database:
     @asynccontextmanager
     async def as_service(self) -> AsyncIterator[AsyncSession]:
         async with as_service(self.sessions) as session:
+            yield session
+
+    @asynccontextmanager
+    async def as_auth_owner(self) -> AsyncIterator[AsyncSession]:
+        async with as_owner(self.sessions) as session:
             yield session
 
 

@@ -25,8 +25,15 @@ class RateLimits:
 
     async def hit(self, item: RateLimitItem, *identifiers: str) -> None:
         """Count one request; raise RateLimited with Retry-After once over the limit."""
-        if await self.limiter.hit(item, *identifiers):
-            return
+        if not await self.limiter.hit(item, *identifiers):
+            await self._refuse(item, *identifiers)
+
+    async def check(self, item: RateLimitItem, *identifiers: str) -> None:
+        """Raise RateLimited if the limit is already used up, without counting this call."""
+        if not await self.limiter.test(item, *identifiers):
+            await self._refuse(item, *identifiers)
+
+    async def _refuse(self, item: RateLimitItem, *identifiers: str) -> None:
         stats = await self.limiter.get_window_stats(item, *identifiers)
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         raise RateLimited(
