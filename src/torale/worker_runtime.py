@@ -1,0 +1,87 @@
+"""What a worker process holds for its tasks: one event loop, one engine, one Redis client.
+
+Celery tasks are synchronous; each runs its coroutine on the process's own loop, so
+connection pools, HTTP clients and loaded models are reused across tasks instead of being
+rebuilt by `asyncio.run` every time. A forked child builds its own on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from celery import Celery
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from torale.config import Settings, get_settings
+from torale.db.session import create_engine, session_factory
+from torale.runtime import resolve
+
+T = TypeVar("T")
+
+
+@dataclass
+class WorkerRuntime:
+    settings: Settings
+    database_url: str
+    redis_url: str
+    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
+    _engine: AsyncEngine | None = None
+    _redis: aioredis.Redis | None = None
+    _celery: Celery | None = None
+    extras: dict[str, Any] = field(default_factory=dict)  # per-process clients owned by services
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            self._engine = create_engine(self.database_url, pool_size=5, max_overflow=5)
+        return self._engine
+
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        if "sessions" not in self.extras:
+            self.extras["sessions"] = session_factory(self.engine)
+        sessions: async_sessionmaker[AsyncSession] = self.extras["sessions"]
+        return sessions
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        if self._redis is None:
+            self._redis = aioredis.Redis.from_url(self.redis_url)
+        return self._redis
+
+    @property
+    def celery(self) -> Celery:
+        if self._celery is None:
+            from torale.worker import celery_app
+
+            self._celery = celery_app
+        return self._celery
+
+    def run(self, coroutine: Awaitable[T]) -> T:
+        return self.loop.run_until_complete(coroutine)
+
+
+_runtime: WorkerRuntime | None = None
+
+
+def worker_runtime() -> WorkerRuntime:
+    """This process's runtime, created on first use (after any fork)."""
+    global _runtime
+    if _runtime is None:
+        settings = get_settings()
+        resolved = resolve(settings)
+        _runtime = WorkerRuntime(settings, resolved.database_url, resolved.redis_url)
+    return _runtime
+
+
+def _forget_after_fork() -> None:
+    global _runtime
+    _runtime = None
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
