@@ -315,6 +315,7 @@ def service_commands(settings: Settings) -> list[tuple[str, list[str]]]:
     return [
         ("gateway", [*me, "serve", "gateway"]),
         ("worker", [*me, "worker"]),
+        ("beat", [*me, "beat"]),
     ]
 
 

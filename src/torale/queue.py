@@ -18,7 +18,7 @@ from torale.config import Settings
 QUEUES = ("fetch", "embed", "detect", "notify", "scheduler")
 
 # Task modules registered with the worker; each service's issue adds its own.
-TASK_MODULES: list[str] = []
+TASK_MODULES: list[str] = ["torale.content.tasks", "torale.scheduler.tasks"]
 
 
 class TaskMessage(BaseModel):

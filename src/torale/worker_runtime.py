@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -66,22 +67,23 @@ class WorkerRuntime:
         return self.loop.run_until_complete(coroutine)
 
 
-_runtime: WorkerRuntime | None = None
+_local = threading.local()
 
 
 def worker_runtime() -> WorkerRuntime:
-    """This process's runtime, created on first use (after any fork)."""
-    global _runtime
-    if _runtime is None:
+    """This worker's runtime (per process, and per thread under a thread pool), made on first use."""
+    runtime: WorkerRuntime | None = getattr(_local, "runtime", None)
+    if runtime is None:
         settings = get_settings()
         resolved = resolve(settings)
-        _runtime = WorkerRuntime(settings, resolved.database_url, resolved.redis_url)
-    return _runtime
+        runtime = WorkerRuntime(settings, resolved.database_url, resolved.redis_url)
+        _local.runtime = runtime
+    return runtime
 
 
 def _forget_after_fork() -> None:
-    global _runtime
-    _runtime = None
+    global _local
+    _local = threading.local()
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)

@@ -1,0 +1,259 @@
+"""The content worker against a real page server, Postgres and Redis: one check, every outcome."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.conftest import create_user
+from tests.pages import PageServer, Reply
+from torale.config import load_settings
+from torale.content.service import check_source
+from torale.queue import create_celery
+from torale.worker_runtime import WorkerRuntime
+
+ARTICLE = """<html><head><title>Release notes</title></head><body><main><article>
+<h1>Widget release notes</h1>
+<h2>Version 2.0</h2><p>{status}</p>
+<p>This release reworks the configuration loader and removes deprecated options that were
+scheduled for removal two releases ago. Upgrade notes are below.</p>
+<h2>Version 1.9</h2><p>Released 2024-01-10. Fixes a crash when the cache directory is missing
+and improves error messages for invalid configuration files.</p>
+</article></main></body></html>"""
+
+
+@pytest.fixture
+def pages() -> Iterator[PageServer]:
+    with PageServer() as server:
+        yield server
+
+
+@pytest.fixture
+async def runtime(database_url: str, redis_url: str) -> AsyncIterator[WorkerRuntime]:
+    settings = load_settings(
+        TORALE_ALLOW_PRIVATE_URLS=True,
+        TORALE_DOMAIN_MIN_DELAY=0,
+        TORALE_FETCH_READ_TIMEOUT=1,
+        TORALE_FETCH_MAX_BYTES=50_000,
+        TORALE_MAX_CONSECUTIVE_FAILURES=3,
+    )
+    rt = WorkerRuntime(settings, database_url, redis_url)
+    rt._celery = create_celery(settings, broker_url=redis_url)
+    yield rt
+    fetcher = rt.extras.get("fetcher")
+    if fetcher is not None:
+        await fetcher.aclose()
+    await rt.redis.aclose()
+    await rt.engine.dispose()
+
+
+class Source:
+    """A monitored source of a fresh user, and a way to run checks on it."""
+
+    def __init__(self, pg: psycopg.Connection, runtime: WorkerRuntime, url: str) -> None:
+        self.pg, self.runtime = pg, runtime
+        user = create_user(pg)
+        query = pg.execute(
+            "insert into user_queries (user_id, raw_query, status) values (%s, 'watch it', 'active')"
+            " returning id", (user,),
+        ).fetchone()[0]  # type: ignore[index]  # fmt: skip
+        self.id: uuid.UUID = pg.execute(
+            "insert into monitored_sources (user_id, user_query_id, url) values (%s, %s, %s) returning id",
+            (user, query, url),
+        ).fetchone()[0]  # type: ignore[index]
+
+    async def check(self) -> dict[str, Any]:
+        check_id = self.pg.execute(
+            "insert into source_checks (user_id, user_query_id, monitored_source_id, trigger)"
+            " select user_id, user_query_id, id, 'manual' from monitored_sources where id = %s returning id",
+            (self.id,),
+        ).fetchone()[0]  # type: ignore[index]
+        await check_source(self.runtime, self.id, check_id)
+        return self.row("source_checks", check_id)
+
+    def row(self, table: str, row_id: uuid.UUID | None = None) -> dict[str, Any]:
+        found = self.pg.execute(
+            f"select to_jsonb(t) from {table} t where id = %s", (row_id or self.id,)
+        ).fetchone()
+        assert found
+        return dict(found[0])
+
+    def embedded_texts(self) -> list[str]:
+        rows = self.pg.execute(
+            "select passage_text from content_embeddings where monitored_source_id = %s order by created_at",
+            (self.id,),
+        )
+        return [r[0] for r in rows]
+
+    def snapshots(self) -> int:
+        return self.pg.execute(
+            "select count(*) from scraped_contents where monitored_source_id = %s", (self.id,)
+        ).fetchone()[0]  # type: ignore[index]
+
+
+@pytest.fixture
+def source(pg: psycopg.Connection, runtime: WorkerRuntime, pages: PageServer):  # type: ignore[no-untyped-def]
+    return lambda path: Source(pg, runtime, pages.url(path))
+
+
+async def test_changed_page_stores_snapshot_and_embeds_only_new_passages(
+    source: Any, pages: PageServer, pg: psycopg.Connection, redis_url: str
+) -> None:
+    pages.add("/notes", ARTICLE.format(status="Unreleased."))
+    watched = source("/notes")
+    first = await watched.check()
+    assert (first["status"], first["outcome"], first["http_status"]) == (
+        "succeeded",
+        "changed",
+        200,
+    )
+    baseline = watched.embedded_texts()
+    assert any("Unreleased" in t for t in baseline) and watched.snapshots() == 1
+
+    unchanged = await watched.check()
+    assert unchanged["outcome"] == "unchanged" and watched.snapshots() == 1
+
+    pages.add("/notes", ARTICLE.format(status="Released 2024-06-01."))
+    changed = await watched.check()
+    assert changed["outcome"] == "changed" and changed["scraped_content_id"]
+    new = watched.embedded_texts()[len(baseline) :]
+    assert len(new) == 1 and "Released 2024-06-01" in new[0]
+    assert watched.snapshots() == 2
+    assert watched.row("monitored_sources")["consecutive_failures"] == 0
+
+
+async def test_changed_snapshot_is_handed_to_detection(
+    source: Any, pages: PageServer, redis_url: str
+) -> None:
+    import redis as sync_redis
+
+    broker = sync_redis.Redis.from_url(redis_url)
+    pages.add("/handoff", ARTICLE.format(status="Unreleased."))
+    watched = source("/handoff")
+    before = broker.llen("detect")
+    await watched.check()  # the baseline is not compared with anything
+    assert broker.llen("detect") == before
+    pages.add("/handoff", ARTICLE.format(status="Released today."))
+    check = await watched.check()
+    assert broker.llen("detect") == before + 1
+    message = json.loads(broker.lindex("detect", 0))  # type: ignore[arg-type]
+    assert message["headers"]["task"] == "torale.detection.detect_changes"
+    assert check["id"] in json.dumps(message)
+
+
+async def test_same_text_with_different_bytes_is_unchanged(source: Any, pages: PageServer) -> None:
+    pages.add("/noise", ARTICLE.format(status="Unreleased.") + "<!-- build 1 -->")
+    watched = source("/noise")
+    await watched.check()
+    pages.add("/noise", ARTICLE.format(status="Unreleased.") + "<!-- build 2 -->")
+    assert (await watched.check())["outcome"] == "unchanged"
+
+
+async def test_not_modified(source: Any, pages: PageServer) -> None:
+    pages.add(
+        "/etag",
+        lambda seen: Reply(status=304) if seen.headers.get("if-none-match") == '"v1"'
+        else Reply(ARTICLE.format(status="x"), headers={"ETag": '"v1"'}),
+    )  # fmt: skip
+    watched = source("/etag")
+    await watched.check()
+    again = await watched.check()
+    assert (again["outcome"], again["http_status"]) == ("not_modified", 304)
+
+
+async def test_retried_500_then_200_succeeds(source: Any, pages: PageServer) -> None:
+    pages.add("/flaky", Reply(status=500), Reply(ARTICLE.format(status="ok")))
+    check = await source("/flaky").check()
+    assert check["outcome"] == "changed" and pages.hits("/flaky") == 2
+
+
+@pytest.mark.parametrize(
+    ("path", "reply", "error_class", "words"),
+    [
+        ("/missing", Reply(status=404), "http_404", "404"),
+        ("/huge", Reply("x" * 60_000), "too_large", "50,000 byte limit"),
+        ("/slow", Reply("late", delay=3), "timeout", "timed out"),
+        (
+            "/image",
+            Reply(b"\x89PNG\r\n\x1a\n" + b"0" * 100, content_type="image/png"),
+            "unsupported_content",
+            "image/png",
+        ),
+    ],
+)
+async def test_failures_are_recorded_clearly(
+    source: Any, pages: PageServer, path: str, reply: Reply, error_class: str, words: str
+) -> None:
+    pages.add(path, reply)
+    watched = source(path)
+    check = await watched.check()
+    assert (check["status"], check["outcome"], check["error_class"]) == (
+        "failed",
+        "error",
+        error_class,
+    )
+    assert words in check["error"]
+    src = watched.row("monitored_sources")
+    assert src["consecutive_failures"] == 1 and error_class in src["last_error"]
+
+
+async def test_redirect_to_link_local_is_refused(source: Any, pages: PageServer) -> None:
+    pages.add(
+        "/go", Reply(status=302, headers={"Location": "http://169.254.169.254/latest/meta-data"})
+    )
+    check = await source("/go").check()
+    assert check["error_class"] == "ssrf_refused" and "169.254.169.254" in check["error"]
+
+
+async def test_robots_disallow_parks_the_source(source: Any, pages: PageServer) -> None:
+    pages.add("/robots.txt", Reply("User-agent: *\nDisallow: /private", content_type="text/plain"))
+    pages.add("/private/page", ARTICLE.format(status="secret"))
+    watched = source("/private/page")
+    check = await watched.check()
+    assert check["error_class"] == "robots_disallowed"
+    assert watched.row("monitored_sources")["status"] == "disallowed"
+    assert pages.hits("/private/page") == 0
+
+
+async def test_repeated_failures_error_the_source(source: Any, pages: PageServer) -> None:
+    pages.add("/gone", Reply(status=410))
+    watched = source("/gone")
+    for _ in range(3):
+        await watched.check()
+    src = watched.row("monitored_sources")
+    assert src["status"] == "errored" and src["consecutive_failures"] == 3
+    assert "http_410" in src["last_error"]
+
+
+async def test_feed_and_json_sources(source: Any, pages: PageServer) -> None:
+    feed = """<?xml version="1.0"?><rss version="2.0"><channel><title>Blog</title>
+    <item><title>Announcing 2.0</title><link>https://example.com/2</link><description>It is out.</description></item>
+    <item><title>Announcing 1.9</title><link>https://example.com/1</link><description>Older.</description></item>
+    </channel></rss>"""
+    pages.add("/feed", Reply(feed, content_type="application/rss+xml"))
+    watched = source("/feed")
+    assert (await watched.check())["outcome"] == "changed"
+    texts = watched.embedded_texts()
+    assert any("Announcing 2.0" in t for t in texts) and any("Announcing 1.9" in t for t in texts)
+
+    pages.add("/api", Reply('{"b": 2, "a": {"price": 10}}', content_type="application/json"))
+    api = source("/api")
+    await api.check()
+    pages.add("/api", Reply('{"a": {"price": 10}, "b": 2}', content_type="application/json"))
+    assert (await api.check())["outcome"] == "unchanged"  # same data, keys reordered
+
+
+async def test_rerunning_a_finished_check_changes_nothing(
+    source: Any, pages: PageServer, runtime: WorkerRuntime
+) -> None:
+    pages.add("/once", ARTICLE.format(status="x"))
+    watched = source("/once")
+    check = await watched.check()
+    assert await check_source(runtime, watched.id, uuid.UUID(check["id"])) is None
+    assert watched.row("source_checks", uuid.UUID(check["id"])) == check
+    assert pages.hits("/once") == 1
