@@ -154,6 +154,7 @@ def beat() -> None:
 
 SERVICES = {
     "gateway": ("torale.gateway.asgi:app_factory", "gateway_port"),
+    "discovery": ("torale.discovery.asgi:app_factory", "discovery_port"),
 }
 
 
@@ -171,7 +172,8 @@ def serve(
     if service not in SERVICES:
         raise _fail(f"unknown service {service!r}; choose one of: {', '.join(SERVICES)}")
     factory, port_setting = SERVICES[service]
-    _runtime_env(settings)
+    if not (service == "discovery" and settings.redis_url):  # discovery needs no database
+        _runtime_env(settings)
     uvicorn.run(
         factory,
         factory=True,
@@ -313,6 +315,7 @@ def service_commands(settings: Settings) -> list[tuple[str, list[str]]]:
     """Every service `torale up` runs, as (name, argv)."""
     me = [sys.executable, "-m", "torale"]
     return [
+        ("discovery", [*me, "serve", "discovery"]),
         ("gateway", [*me, "serve", "gateway"]),
         ("worker", [*me, "worker"]),
         ("beat", [*me, "beat"]),
@@ -352,6 +355,9 @@ def up() -> None:
         migrate(database_url)
         write_runtime(settings, Runtime(database_url, redis_url, os.getpid()))
         env = {**os.environ, "TORALE_DATABASE_URL": database_url, "TORALE_REDIS_URL": redis_url}
+        env.setdefault(
+            "DISCOVERY_SERVICE_URL", f"http://{settings.gateway_host}:{settings.discovery_port}"
+        )
         for name, argv in service_commands(settings):
             child = ServiceProcess(name, argv, env)
             child.start()

@@ -95,9 +95,55 @@ class Settings(BaseSettings):
     llm_model: str | None = Field(default=None, alias="TORALE_LLM_MODEL")
     llm_timeout: float = Field(default=30.0, gt=0, alias="TORALE_LLM_TIMEOUT")
 
+    # discovery
+    discovery_providers: list[str] | None = Field(default=None, alias="TORALE_DISCOVERY_PROVIDERS")
+    searxng_url: AnyHttpUrl | None = Field(default=None, alias="TORALE_SEARXNG_URL")
+    perplexity_base_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("https://api.perplexity.ai"), alias="PERPLEXITY_BASE_URL"
+    )
+    discovery_cache_ttl: int = Field(default=86400, ge=0, alias="TORALE_DISCOVERY_CACHE_TTL")
+    discovery_max_sources: int = Field(default=5, ge=1, le=20, alias="TORALE_DISCOVERY_MAX_SOURCES")
+    provider_timeout: float = Field(default=20.0, gt=0, alias="TORALE_PROVIDER_TIMEOUT")
+
+    # notifications
+    app_url: AnyHttpUrl | None = Field(default=None, alias="TORALE_APP_URL")
+    link_signing_secret: SecretStr | None = Field(default=None, alias="TORALE_LINK_SIGNING_SECRET")
+    email_from: str = Field(default="notifications@torale.local", alias="TORALE_EMAIL_FROM")
+    email_from_name: str = Field(default="Torale", alias="TORALE_EMAIL_FROM_NAME")
+    email_timeout: float = Field(default=30.0, gt=0, alias="TORALE_EMAIL_TIMEOUT")
+    sendgrid_base_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("https://api.sendgrid.com"), alias="TORALE_SENDGRID_BASE_URL"
+    )
+    smtp_host: str | None = Field(default=None, alias="TORALE_SMTP_HOST")
+    smtp_port: int = Field(default=587, ge=1, le=65535, alias="TORALE_SMTP_PORT")
+    smtp_username: str | None = Field(default=None, alias="TORALE_SMTP_USERNAME")
+    smtp_password: SecretStr | None = Field(default=None, alias="TORALE_SMTP_PASSWORD")
+    smtp_starttls: bool | None = Field(
+        default=None, alias="TORALE_SMTP_STARTTLS"
+    )  # None: if offered
+    smtp_ssl: bool = Field(default=False, alias="TORALE_SMTP_SSL")
+    webhook_timeout: float = Field(default=10.0, gt=0, alias="TORALE_WEBHOOK_TIMEOUT")
+    notify_max_attempts: int = Field(default=6, ge=1, le=50, alias="TORALE_NOTIFY_MAX_ATTEMPTS")
+    notify_retry_base: float = Field(default=30.0, gt=0, alias="TORALE_NOTIFY_RETRY_BASE")
+    notify_retry_cap: float = Field(default=3600.0, gt=0, alias="TORALE_NOTIFY_RETRY_CAP")
+    notify_lost_after: int = Field(default=900, ge=10, alias="TORALE_NOTIFY_LOST_AFTER")
+    notify_daily_cap_per_user: int = Field(
+        default=100, ge=1, alias="TORALE_NOTIFY_DAILY_CAP_PER_USER"
+    )
+    notify_daily_cap_per_address: int = Field(
+        default=100, ge=1, alias="TORALE_NOTIFY_DAILY_CAP_PER_ADDRESS"
+    )
+
     # queue
     task_time_limit: int = Field(default=300, ge=10, alias="TORALE_TASK_TIME_LIMIT")
     scheduler_tick_seconds: float = Field(default=5.0, gt=0, alias="TORALE_SCHEDULER_TICK")
+
+    @field_validator("discovery_providers", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("database_url")
     @classmethod

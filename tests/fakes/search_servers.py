@@ -71,6 +71,10 @@ class FakePerplexity(FakeOpenAI):
     def __init__(self, *, api_key: str | None = "pplx-fake") -> None:
         super().__init__(api_key=api_key)
 
+    def __enter__(self) -> FakePerplexity:
+        self.start()
+        return self
+
     def queue_answer(
         self,
         content: str,

@@ -18,7 +18,7 @@ from torale.db.session import create_engine, session_factory
 from torale.gateway import auth_routes, routes
 from torale.gateway.alerts import AlertHub
 from torale.gateway.deps import Database
-from torale.gateway.discovery_seam import DiscoveryHandoff, NoDiscovery
+from torale.gateway.discovery_seam import DiscoveryHandoff, HttpDiscovery, NoDiscovery
 from torale.gateway.ratelimit import RateLimits
 from torale.observability.http import instrument
 from torale.queue import create_celery
@@ -49,7 +49,14 @@ def create_app(
             ip=settings.rate_limit_ip,
             auth=settings.rate_limit_auth,
         )
-        app.state.discovery = discovery or NoDiscovery(app.state.database)
+        if discovery is not None:
+            app.state.discovery = discovery
+        elif settings.discovery_service_url is not None:
+            app.state.discovery = HttpDiscovery(
+                app.state.database, settings, app.state.celery, str(settings.discovery_service_url)
+            )
+        else:
+            app.state.discovery = NoDiscovery(app.state.database)
         app.state.alert_hub = AlertHub(database_url)
         await app.state.alert_hub.start()
         try:
