@@ -93,3 +93,46 @@ def create_user(conn: psycopg.Connection, email: str | None = None) -> uuid.UUID
 @pytest.fixture
 def make_user(pg: psycopg.Connection):  # type: ignore[no-untyped-def]
     return lambda email=None: create_user(pg, email)
+
+
+@pytest.fixture
+def celery_worker(database_url: str, redis_url: str) -> Iterator[None]:
+    """A real Celery worker (thread pool) consuming every queue from the test's Redis."""
+    import redis as sync_redis
+    from celery.contrib.testing.worker import start_worker
+
+    from torale.config import get_settings
+
+    overrides = {
+        "TORALE_DATABASE_URL": database_url,
+        "TORALE_REDIS_URL": redis_url,
+        "TORALE_ALLOW_PRIVATE_URLS": "true",
+        "TORALE_DOMAIN_CONCURRENCY": "2",
+        "TORALE_DOMAIN_MIN_DELAY": "0",
+    }
+    saved = {k: os.environ.get(k) for k in overrides}
+    os.environ.update(overrides)
+    get_settings.cache_clear()
+    from torale.worker import celery_app
+
+    celery_app.conf.broker_url = redis_url
+    import torale.content.tasks
+    import torale.scheduler.tasks  # noqa: F401
+
+    # isolation: earlier tests' sources and queued messages are not this worker's business
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("update monitored_sources set next_check_at = now() + interval '1 year'")
+        conn.execute("update source_checks set status = 'failed', outcome = 'error', finished_at = now(),"
+                     " error_class = 'test_reset' where status in ('queued', 'running')")  # fmt: skip
+    sync_redis.Redis.from_url(redis_url).delete("fetch", "embed", "detect", "notify", "scheduler")
+    try:
+        with start_worker(celery_app, pool="threads", concurrency=4, perform_ping_check=False,
+                          shutdown_timeout=30, loglevel="WARNING"):  # fmt: skip
+            yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        get_settings.cache_clear()

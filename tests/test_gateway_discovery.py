@@ -43,8 +43,12 @@ def gateway_client(base: str, settings: Any, pg: psycopg.Connection) -> httpx.Cl
     return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
 
-def test_sentence_to_active_monitor_with_a_first_check(
-    database_url: str, redis_url: str, pg: psycopg.Connection, pages: PageServer
+def test_sentence_to_active_monitor_whose_first_check_runs(
+    celery_worker: None,
+    database_url: str,
+    redis_url: str,
+    pg: psycopg.Connection,
+    pages: PageServer,
 ) -> None:
     base_settings = load_settings(
         TORALE_ALLOW_PRIVATE_URLS=True, TORALE_DISCOVERY_PROVIDERS="heuristic"
@@ -62,10 +66,14 @@ def test_sentence_to_active_monitor_with_a_first_check(
             assert query["condition"] and "2.0" in " ".join(
                 query["keywords"] + [query["condition"]]
             )
-            checks = client.get(f"/api/v1/sources/{query['sources'][0]['id']}/checks").json()[
-                "items"
-            ]
-            assert [c["status"] for c in checks] == ["queued"]  # the first check is on its way
+            source_id = query["sources"][0]["id"]
+            for _ in range(300):  # the first check was queued with the answer; the worker runs it
+                checks = client.get(f"/api/v1/sources/{source_id}/checks").json()["items"]
+                if checks and checks[0]["status"] == "succeeded":
+                    break
+                time.sleep(0.1)
+            assert [(c["status"], c["outcome"]) for c in checks] == [("succeeded", "changed")]
+            assert pages.hits("/status") >= 2  # the reachability probe, then the check
 
 
 def test_sentence_without_urls_needs_sources(

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,7 +16,7 @@ from tests.conftest import create_user
 from tests.live import serve
 from tests.pages import PageServer, Reply
 from torale.auth.tokens import issue_access_token
-from torale.config import get_settings, load_settings
+from torale.config import load_settings
 from torale.gateway.app import create_app
 from torale.queue import create_celery
 from torale.scheduler.service import dispatch_due, redrive_stuck
@@ -125,46 +124,6 @@ async def test_stuck_checks_are_redriven_and_hopeless_ones_fail(
         "select error_class from source_checks where id = %s", (rows[2],)
     ).fetchone()
     assert failed == ("worker_lost",)
-
-
-@pytest.fixture
-def celery_worker(database_url: str, redis_url: str) -> Iterator[None]:
-    """A real Celery worker (thread pool) consuming every queue from the test's Redis."""
-    from celery.contrib.testing.worker import start_worker
-
-    overrides = {
-        "TORALE_DATABASE_URL": database_url,
-        "TORALE_REDIS_URL": redis_url,
-        "TORALE_ALLOW_PRIVATE_URLS": "true",
-        "TORALE_DOMAIN_CONCURRENCY": "2",
-        "TORALE_DOMAIN_MIN_DELAY": "0",
-    }
-    saved = {k: os.environ.get(k) for k in overrides}
-    os.environ.update(overrides)
-    get_settings.cache_clear()
-    from torale.worker import celery_app
-
-    celery_app.conf.broker_url = redis_url
-    import torale.content.tasks
-    import torale.scheduler.tasks  # noqa: F401
-
-    # isolation: earlier tests' sources and queued messages are not this worker's business
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("update monitored_sources set next_check_at = now() + interval '1 year'")
-        conn.execute("update source_checks set status = 'failed', outcome = 'error', finished_at = now(),"
-                     " error_class = 'test_reset' where status in ('queued', 'running')")  # fmt: skip
-    sync_redis.Redis.from_url(redis_url).delete("fetch", "embed", "detect", "notify", "scheduler")
-    try:
-        with start_worker(celery_app, pool="threads", concurrency=4, perform_ping_check=False,
-                          shutdown_timeout=30, loglevel="WARNING"):  # fmt: skip
-            yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        get_settings.cache_clear()
 
 
 def wait_for(predicate: Any, timeout: float = 60) -> None:
