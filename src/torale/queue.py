@@ -18,7 +18,11 @@ from torale.config import Settings
 QUEUES = ("fetch", "embed", "detect", "notify", "scheduler")
 
 # Task modules registered with the worker; each service's issue adds its own.
-TASK_MODULES: list[str] = ["torale.content.tasks", "torale.scheduler.tasks"]
+TASK_MODULES: list[str] = [
+    "torale.content.tasks",
+    "torale.scheduler.tasks",
+    "torale.notifications.tasks",
+]
 
 
 class TaskMessage(BaseModel):

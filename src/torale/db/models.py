@@ -278,9 +278,8 @@ class NotificationPreference(Base):
     id: Mapped[uuid.UUID] = _id()
     user_id: Mapped[uuid.UUID] = _user_id()
     user_query_id: Mapped[uuid.UUID | None] = _fk("user_queries.id", nullable=True)
-    min_severity: Mapped[str] = mapped_column(
-        Text, nullable=False, server_default=text("'low'::text")
-    )
+    # NULL only on a per-query override: inherit the user's default (migration 20261125000200)
+    min_severity: Mapped[str | None] = mapped_column(Text, server_default=text("'low'::text"))
     mode: Mapped[str] = mapped_column(
         Text, nullable=False, server_default=text("'immediate'::text")
     )
@@ -314,6 +313,12 @@ class NotificationDelivery(Base):
             "next_retry_at",
             postgresql_where=text("status = ANY (ARRAY['pending'::text, 'retrying'::text])"),
         ),
+        Index("notification_deliveries_message", "channel_id", "message_id", unique=True),
+        Index(
+            "notification_deliveries_sending",
+            "updated_at",
+            postgresql_where=text("status = 'sending'::text"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = _id()
@@ -333,6 +338,10 @@ class NotificationDelivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
+    alert_ids: Mapped[list[uuid.UUID] | None] = mapped_column(ARRAY(Uuid))
+    attempt_log: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")
+    )
 
 
 USER_TABLES: tuple[type[Base], ...] = (

@@ -15,7 +15,7 @@ from torale.auth.local import LocalAuth
 from torale.auth.tokens import TokenVerifier
 from torale.config import Settings
 from torale.db.session import create_engine, session_factory
-from torale.gateway import auth_routes, routes
+from torale.gateway import auth_routes, notification_routes, routes
 from torale.gateway.alerts import AlertHub
 from torale.gateway.deps import Database
 from torale.gateway.discovery_seam import DiscoveryHandoff, HttpDiscovery, NoDiscovery
@@ -92,4 +92,5 @@ def create_app(
     app.include_router(routes.stream_router)
     app.include_router(routes.router)
     app.include_router(auth_routes.router)
+    app.include_router(notification_routes.router)
     return app

@@ -107,8 +107,14 @@ async def redrive_stuck(runtime: WorkerRuntime) -> tuple[int, int]:
 
 
 async def tick(runtime: WorkerRuntime) -> TickReport:
+    from torale.notifications.service import sweep_notifications
+
     dispatched = await dispatch_due(runtime)
     redriven, abandoned = await redrive_stuck(runtime)
+    try:  # deliveries due for a retry, lost mid-send, or digests due
+        await sweep_notifications(runtime)
+    except Exception:
+        log.exception("notification sweep failed; the next tick tries again")
     if dispatched:
         log.info("dispatched due checks", count=len(dispatched))
     return TickReport(len(dispatched), redriven, abandoned)
