@@ -152,15 +152,17 @@ export default function DashboardPage() {
           ) : monitors.error ? (
             <ErrorNote error={monitors.error} onRetry={monitors.reload} testId="list-error" />
           ) : monitors.items.length === 0 ? (
-            <EmptyState title="No monitors yet — describe what you want to know" testId="monitor-empty">
-              <p>
-                For example: “Tell me when the iPhone 17 release date is announced” or “Alert me if the RTX 5090 drops below
-                $1,500”.
-              </p>
-              <button type="button" className="btn" onClick={() => document.getElementById("raw_query")?.focus()}>
-                Write your first monitor
-              </button>
-            </EmptyState>
+            <div data-testid="monitor-list" data-empty="true">
+              <EmptyState title="No monitors yet — describe what you want to know" testId="monitor-empty">
+                <p>
+                  For example: “Tell me when the iPhone 17 release date is announced” or “Alert me if the RTX 5090 drops below
+                  $1,500”.
+                </p>
+                <button type="button" className="btn" onClick={() => document.getElementById("raw_query")?.focus()}>
+                  Write your first monitor
+                </button>
+              </EmptyState>
+            </div>
           ) : (
             <>
               <ul className="monitor-list" data-testid="monitor-list">

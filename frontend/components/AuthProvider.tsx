@@ -21,6 +21,8 @@ interface AuthState {
   expireSession: () => void;
 }
 
+const NOTICE_KEY = "torale:auth-notice";
+
 const AuthContext = createContext<AuthState | null>(null);
 
 let clientCache: { key: string; client: SupabaseClient } | null = null;
@@ -43,7 +45,34 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   const [configError, setConfigError] = useState<string | null>(null);
   const [session, setSession] = useState<Session | null>(null);
   const [sessionKnown, setSessionKnown] = useState(false);
-  const [notice, setNotice] = useState<string | null>(null);
+  const [notice, setNoticeState] = useState<string | null>(null);
+
+  // The notice survives a reload (sessionStorage), so "session expired" is still said
+  // when the redirect to sign-in happens on a fresh page load.
+  const setNotice = useCallback((message: string | null) => {
+    setNoticeState(message);
+    try {
+      if (message) sessionStorage.setItem(NOTICE_KEY, message);
+      else sessionStorage.removeItem(NOTICE_KEY);
+    } catch {
+      // Storage unavailable (private mode): the in-memory notice still works.
+    }
+  }, []);
+
+  useEffect(() => {
+    let stored: string | null = null;
+    try {
+      stored = sessionStorage.getItem(NOTICE_KEY);
+    } catch {
+      stored = null;
+    }
+    if (stored) queueMicrotask(() => setNoticeState(stored));
+  }, []);
+
+  // Signed in again: the notice has served its purpose.
+  useEffect(() => {
+    if (session) queueMicrotask(() => setNotice(null));
+  }, [session, setNotice]);
 
   useEffect(() => {
     let cancelled = false;
@@ -85,7 +114,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     setNotice("Your session has expired. Please sign in again.");
     // Local sign-out only: the server already considers the token invalid.
     void supabase?.auth.signOut({ scope: "local" });
-  }, [supabase]);
+  }, [supabase, setNotice]);
 
   const api = useMemo(
     () => (config && supabase ? createApi({ apiUrl: config.apiUrl, supabase, onUnauthorized: expireSession }) : null),
@@ -98,7 +127,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     const { error } = await supabase.auth.signOut();
     // If the server could not be told, still forget the session here.
     if (error) await supabase.auth.signOut({ scope: "local" });
-  }, [supabase]);
+  }, [supabase, setNotice]);
 
   const value = useMemo<AuthState>(
     () => ({
@@ -113,7 +142,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
       setNotice,
       expireSession,
     }),
-    [config, configError, supabase, session, sessionKnown, api, signOut, notice, expireSession],
+    [config, configError, supabase, session, sessionKnown, api, signOut, notice, setNotice, expireSession],
   );
 
   return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
