@@ -37,6 +37,7 @@ def up_env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TORALE_", "SUPABASE_"))}
     env["TORALE_DATA_DIR"] = str(data_dir)
     env["TORALE_LOG_JSON"] = "false"
+    env["TORALE_WEB_ENABLED"] = "false"  # the web app has its own test (tests/e2e/test_up_web.py)
     return env
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -186,6 +187,44 @@ def serve(
     )
 
 
+@app.command()
+def web(
+    build_only: Annotated[
+        bool, typer.Option("--build-only", help="Install and build (if needed), then exit.")
+    ] = False,
+    skip_build: Annotated[
+        bool, typer.Option("--skip-build", help="Serve the existing build without checking it.")
+    ] = False,
+    host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default TORALE_WEB_PORT).")] = None,
+) -> None:
+    """Build the web app (cached: only when its sources changed) and serve it with `next start`."""
+    from torale import web as webapp
+
+    settings = _settings()
+    try:
+        if not skip_build:
+            webapp.build(echo=typer.echo)
+        if build_only:
+            typer.echo(f"web app built in {webapp.frontend_dir() / '.next'}")
+            return
+        command = webapp.serve_command(settings, host=host, port=port)
+    except webapp.WebAppError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"Web app  {command.url}  (API: {command.env['TORALE_API_URL']})")
+    missing = [
+        o for o in webapp.web_origins(port or settings.web_port) if o not in settings.cors_origins
+    ]
+    if missing:
+        typer.echo(
+            f"note: the gateway must accept this origin: run it with "
+            f"TORALE_CORS_ORIGINS='{json.dumps(webapp.cors_origins_with_web(settings, port))}'",
+            err=True,
+        )
+    os.chdir(command.cwd)
+    os.execve(command.argv[0], command.argv, command.env)  # noqa: S606 - becomes next start
+
+
 # ------------------------------------------------------------------------- users
 
 
@@ -314,12 +353,38 @@ class ServiceProcess:
 def service_commands(settings: Settings) -> list[tuple[str, list[str]]]:
     """Every service `torale up` runs, as (name, argv)."""
     me = [sys.executable, "-m", "torale"]
-    return [
+    commands = [
         ("discovery", [*me, "serve", "discovery"]),
         ("gateway", [*me, "serve", "gateway"]),
         ("worker", [*me, "worker"]),
         ("beat", [*me, "beat"]),
     ]
+    if settings.web_enabled:  # built by `torale up` beforehand (see _prepare_web)
+        commands.append(("web", [*me, "web", "--skip-build"]))
+    return commands
+
+
+def _prepare_web(settings: Settings) -> tuple[Settings, str | None]:
+    """Build the web app for `torale up` (cached) and let the gateway accept its origin.
+
+    Without npm (or when the build fails) warn and carry on without it: everything else runs.
+    Returns the settings to use and, when the web app will not run, why.
+    """
+    if not settings.web_enabled:
+        return settings, "disabled (TORALE_WEB_ENABLED=false)"
+    from torale import web as webapp
+
+    try:
+        webapp.build(echo=lambda line: typer.echo(line, err=True))
+    except webapp.WebAppError as exc:
+        typer.echo(f"warning: {exc}", err=True)
+        typer.echo("warning: starting without the web app; the API works as usual.", err=True)
+        disabled = settings.model_copy(update={"web_enabled": False})
+        return disabled, "not running (see the warning above)"
+    origins = webapp.cors_origins_with_web(settings)
+    if origins != settings.cors_origins:  # the gateway child reads it from the environment
+        os.environ["TORALE_CORS_ORIGINS"] = json.dumps(origins)
+    return settings, None
 
 
 class _Stop(Exception):
@@ -354,6 +419,7 @@ def up() -> None:
         redis_url = settings.redis_url or servers.redis_url or ""
         migrate(database_url)
         write_runtime(settings, Runtime(database_url, redis_url, os.getpid()))
+        settings, web_note = _prepare_web(settings)
         env = {**os.environ, "TORALE_DATABASE_URL": database_url, "TORALE_REDIS_URL": redis_url}
         env.setdefault(
             "DISCOVERY_SERVICE_URL", f"http://{settings.gateway_host}:{settings.discovery_port}"
@@ -363,6 +429,12 @@ def up() -> None:
             child.start()
             children.append(child)
         typer.echo(f"Torale is running (data in {settings.data_dir.resolve()})")
+        if web_note is None:
+            from torale.web import web_url
+
+            typer.echo(f"\n  Web app   {web_url(settings)}   <- open this in your browser\n")
+        else:
+            typer.echo(f"  Web app   {web_note}")
         typer.echo(
             f"  API       {settings.gateway_url}/api/v1  (docs: {settings.gateway_url}/docs)"
         )

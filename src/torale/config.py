@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     gateway_port: int = Field(default=8000, ge=1, le=65535, alias="TORALE_GATEWAY_PORT")
     discovery_port: int = Field(default=8001, ge=1, le=65535, alias="TORALE_DISCOVERY_PORT")
     web_port: int = Field(default=3000, ge=1, le=65535, alias="TORALE_WEB_PORT")
+    web_enabled: bool = Field(default=True, alias="TORALE_WEB_ENABLED")  # `torale up` runs it
     public_url: AnyHttpUrl | None = Field(default=None, alias="TORALE_PUBLIC_URL")
     cors_origins: list[str] = Field(
         default_factory=lambda: ["http://localhost:3000", "http://127.0.0.1:3000"],
@@ -94,6 +95,12 @@ class Settings(BaseSettings):
     embedding_model: str = Field(default="text-embedding-3-small", alias="TORALE_EMBEDDING_MODEL")
     llm_model: str | None = Field(default=None, alias="TORALE_LLM_MODEL")
     llm_timeout: float = Field(default=30.0, gt=0, alias="TORALE_LLM_TIMEOUT")
+
+    # detection
+    detection_mode: Literal["passages", "any_text_change", "page_cosine"] = Field(
+        default="passages", alias="TORALE_DETECTION_MODE"
+    )
+    detection_window: int = Field(default=20, ge=1, le=500, alias="TORALE_DETECTION_WINDOW")
 
     # discovery
     discovery_providers: list[str] | None = Field(default=None, alias="TORALE_DISCOVERY_PROVIDERS")
