@@ -124,6 +124,10 @@ def worker(
     """Run a Celery worker for the given queues."""
     settings = _settings()
     _runtime_env(settings)
+    # one BLAS thread per process: prefork already uses every core, and idle BLAS threads
+    # spinning in each child cost several times the work itself (measured: bench/throughput.py)
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
     from torale.worker import celery_app
 
     celery_app.worker_main(
