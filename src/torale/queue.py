@@ -20,6 +20,7 @@ QUEUES = ("fetch", "embed", "detect", "notify", "scheduler")
 # Task modules registered with the worker; each service's issue adds its own.
 TASK_MODULES: list[str] = [
     "torale.content.tasks",
+    "torale.detection.tasks",
     "torale.scheduler.tasks",
     "torale.notifications.tasks",
 ]

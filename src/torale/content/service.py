@@ -77,11 +77,14 @@ async def finish(
     body_hash: str | None = None,
     content_hash: str | None = None,
     snapshot_id: uuid.UUID | None = None,
+    detection_pending: bool = False,
 ) -> None:
-    """A successful check: the source is healthy again and remembers what it saw."""
+    """A successful fetch: the source is healthy again and remembers what it saw. With detection
+    pending the check stays `running` until the detector has decided (it finishes the check)."""
     await session.execute(
         text(
-            "update source_checks set status = 'succeeded', outcome = :outcome, finished_at = now(),"
+            "update source_checks set status = case when :pending then 'running' else 'succeeded' end,"
+            " outcome = :outcome, finished_at = case when :pending then null else now() end,"
             " http_status = :http_status, scraped_content_id = :snapshot, error = null,"
             " error_class = null where id = :id"
         ),
@@ -89,6 +92,7 @@ async def finish(
             "outcome": outcome,
             "http_status": http_status,
             "snapshot": snapshot_id,
+            "pending": detection_pending,
             "id": check.check_id,
         },
     )
@@ -186,8 +190,8 @@ async def store_snapshot(
         await session.execute(
             text(
                 "insert into scraped_contents (user_id, monitored_source_id, check_id, content,"
-                " content_hash, content_type, passage_hashes, http_status)"
-                " values (:user, :source, :check, :content, :hash, :ctype, :hashes, :status)"
+                " content_hash, content_type, passage_hashes, passage_kinds, http_status)"
+                " values (:user, :source, :check, :content, :hash, :ctype, :hashes, :kinds, :status)"
                 " returning id"
             ),
             {
@@ -198,6 +202,7 @@ async def store_snapshot(
                 "hash": document.text_hash,
                 "ctype": result.content_type,
                 "hashes": [p.hash for p in document.passages],
+                "kinds": [p.kind for p in document.passages],
                 "status": result.status,
             },
         )
@@ -290,13 +295,17 @@ async def _check(runtime: WorkerRuntime, check_id: uuid.UUID) -> str | None:
         passages = await new_passages(session, embedder, check, document)
     # embedding is CPU work: no transaction is held open meanwhile
     vectors = await embedder.embed([p.text for p in passages]) if passages else np.zeros((0, 0))
+    compare = check.last_content_hash is not None  # the first snapshot is the baseline
     async with as_service(runtime.sessions) as session:
         snapshot_id = await store_snapshot(
             session, embedder, check, document, result, passages, vectors
         )
-        await finish(session, check, outcome="changed", http_status=result.status, result=result,
-                     body_hash=body_hash, content_hash=document.text_hash, snapshot_id=snapshot_id)  # fmt: skip
-    if check.last_content_hash is not None:  # the first snapshot is the baseline
+        await finish(
+            session, check, outcome="changed", http_status=result.status, result=result,
+            body_hash=body_hash, content_hash=document.text_hash, snapshot_id=snapshot_id,
+            detection_pending=compare,
+        )  # fmt: skip
+    if compare:
         enqueue(
             runtime.celery, DetectChanges(check_id=check.check_id, scraped_content_id=snapshot_id)
         )

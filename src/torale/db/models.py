@@ -199,6 +199,9 @@ class ScrapedContent(Base):
     passage_hashes: Mapped[list[str]] = mapped_column(
         ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")
     )
+    passage_kinds: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")
+    )
     fetched_at: Mapped[datetime] = _now()
     http_status: Mapped[int | None] = mapped_column(Integer)
 

@@ -9,7 +9,7 @@ import structlog
 from sqlalchemy import text
 
 from torale.db.session import as_service
-from torale.queue import CheckSource, enqueue
+from torale.queue import CheckSource, DetectChanges, enqueue
 from torale.worker_runtime import WorkerRuntime
 
 log = structlog.get_logger(__name__)
@@ -58,7 +58,18 @@ _REQUEUE_RUNNING = text(
     """
     update source_checks set status = 'queued', started_at = null, queued_at = now()
     where status = 'running' and started_at < now() - make_interval(secs => :running_timeout)
+      and scraped_content_id is null
     returning id, monitored_source_id
+    """
+)
+
+# fetched and stored, but the detector never finished: hand the snapshot to it again
+_REDETECT = text(
+    """
+    update source_checks set started_at = now()
+    where status = 'running' and started_at < now() - make_interval(secs => :running_timeout)
+      and scraped_content_id is not null
+    returning id, scraped_content_id
     """
 )
 
@@ -99,8 +110,12 @@ async def redrive_stuck(runtime: WorkerRuntime) -> tuple[int, int]:
         abandoned = (await session.execute(_GIVE_UP, params)).all()
         rows = [*(await session.execute(_REQUEUE_RUNNING, params)).all(),
                 *(await session.execute(_REQUEUE_QUEUED, params)).all()]  # fmt: skip
+        redetect = (await session.execute(_REDETECT, params)).all()
     for check_id, source_id in rows:
         enqueue(runtime.celery, CheckSource(source_id=source_id, check_id=check_id))
+    for check_id, snapshot_id in redetect:
+        enqueue(runtime.celery, DetectChanges(check_id=check_id, scraped_content_id=snapshot_id))
+    rows += redetect
     if rows or abandoned:
         log.warning("re-drove stuck checks", requeued=len(rows), abandoned=len(abandoned))
     return len(rows), len(abandoned)

@@ -1,0 +1,239 @@
+"""Scoring changed passages against a query, severity, and the fingerprint of what is reported.
+Pure functions: the service gathers passages and embeddings, this decides."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from torale.detection.signals import (
+    QuerySignals,
+    mentions_planned,
+    prices,
+    stem,
+    tokens,
+    version_matches,
+    versions,
+)
+
+ChangeKind = Literal["added", "modified", "removed"]
+Severity = Literal["low", "medium", "high"]
+
+# the score a change needs, by the monitor's sensitivity (high sensitivity = lower bar)
+THRESHOLDS: dict[str, float] = {"high": 0.38, "medium": 0.46, "low": 0.56}
+MODIFIED_SIMILARITY = 0.72  # nearest old passage at least this close: "modified", else "added"
+SEMANTIC_WEIGHT = 0.5
+
+
+@dataclass(frozen=True)
+class Change:
+    """One changed passage, with the heading above it for context."""
+
+    kind: ChangeKind
+    before: str | None
+    after: str | None
+    context: str = ""
+    semantic: float = 0.0  # cosine(query, context + text), filled in by the service
+
+    @property
+    def text(self) -> str:
+        return self.after if self.after is not None else (self.before or "")
+
+    @property
+    def with_context(self) -> str:
+        return f"{self.context}\n{self.text}" if self.context else self.text
+
+
+@dataclass(frozen=True)
+class Scored:
+    change: Change
+    relevance: float
+    reasons: tuple[str, ...] = field(default=())
+
+
+_GENERIC = {
+    "version": versions,
+    "release": versions,
+    "price": prices,
+    "cost": prices,
+}
+
+
+def lexical(signals: QuerySignals, text: str, page: str = "") -> float:
+    """Share of the query's subject terms found (stemmed) in the text; a term only found
+    elsewhere on the page (its title, say: the page is about it) counts half, and generic
+    nouns like "version" or "price" are met by a version number or a price."""
+    subject = signals.terms - signals.event_terms
+    if not subject:
+        return 0.0
+    here = {stem(w) for w in tokens(text)}
+    on_page = {stem(w) for w in tokens(page)} if page else set()
+    total = 0.0
+    for term in subject:
+        finder = _GENERIC.get(term)
+        if term in here or (finder is not None and finder(text)):
+            total += 1.0
+        elif term in on_page:
+            total += 0.5
+    return total / len(subject)
+
+
+def score(signals: QuerySignals, change: Change, page: str = "") -> Scored:
+    """Relevance of one change to the query: meaning plus words, then the query's hard facts
+    (a named version, a price threshold, planned-vs-done) gate it."""
+    text = change.with_context
+    reasons: list[str] = []
+    relevance = SEMANTIC_WEIGHT * change.semantic + (1 - SEMANTIC_WEIGHT) * lexical(
+        signals, text, page
+    )
+    if signals.whenever and (change.kind == "added" or _new_lines(change)):
+        relevance += 0.1  # "whenever a new X": a new entry is the kind of thing asked about
+        reasons.append("a new entry")
+
+    if signals.versions:
+        # the passage and its own section, not the section before it
+        local = f"{change.context.split(' > ')[-1]}\n{change.text}"
+        if any(version_matches(v, versions(local)) for v in signals.versions):
+            relevance += 0.15
+            reasons.append("names the version asked about")
+            if _DATE.search(text):
+                relevance += 0.05
+                reasons.append("dated")
+        else:
+            return Scored(change, 0.0, ("does not name the version asked about",))
+    if signals.numbers and not signals.numbers & set(tokens(text)):
+        relevance *= 0.5
+        reasons.append("does not name the number asked about")
+
+    if signals.wants_price:
+        met = _price_met(signals, change.after or "")
+        if not met:
+            return Scored(change, 0.0, ("no price meets the threshold",))
+        was_met = _price_met(signals, change.before or "")
+        relevance = max(relevance, 0.9 if not was_met else 0.3)
+        reasons.append("price meets the threshold")
+
+    if (
+        change.after is not None
+        and mentions_planned(f"{change.context}\n{change.after}")
+        and not signals.allows_planned
+    ):
+        relevance *= 0.25
+        reasons.append("planned or unreleased, not done")
+    elif (
+        change.kind == "modified"
+        and change.before is not None
+        and mentions_planned(change.before)
+        and not signals.allows_planned
+    ):
+        relevance += 0.2
+        reasons.append("was planned, now is not")
+
+    if _only_numbers_changed(change) and not signals.wants_price and not signals.allows_planned:
+        relevance *= 0.3  # clocks, counters, view counts: the words did not change
+        reasons.append("only numbers changed")
+
+    if change.kind == "removed":
+        relevance *= 0.3  # a disappearance rarely meets a condition (and flips back)
+    return Scored(change, max(0.0, min(1.0, relevance)), tuple(reasons))
+
+
+_DATE = re.compile(
+    r"\b(19|20)\d\d-\d\d-\d\d\b|\b\d{1,2}(st|nd|rd|th)?\s+[A-Z][a-z]{2,8},?\s+(19|20)\d\d\b"
+    r"|\b[A-Z][a-z]{2,8}\.?\s+\d{1,2}(st|nd|rd|th)?,?\s+(19|20)\d\d\b"
+)
+
+
+def _only_numbers_changed(change: Change) -> bool:
+    if change.kind != "modified" or not change.before or not change.after:
+        return False
+    before, after = tokens(change.before), tokens(change.after)
+    words = [w for w in before if not w[0].isdigit()] == [w for w in after if not w[0].isdigit()]
+    return words and before != after
+
+
+def _new_lines(change: Change) -> list[str]:
+    """Lines of a modified passage that were not there before (items added to a list)."""
+    if change.kind != "modified" or not change.before or not change.after:
+        return []
+    before = {line.strip() for line in change.before.splitlines()}
+    return [
+        line for line in change.after.splitlines() if line.strip() and line.strip() not in before
+    ]
+
+
+def _price_met(signals: QuerySignals, text: str) -> bool:
+    amounts = prices(text)
+    if signals.price_below is not None:
+        return any(a < signals.price_below for a in amounts)
+    if signals.price_above is not None:
+        return any(a > signals.price_above for a in amounts)
+    return False
+
+
+def severity(relevance: float, magnitude: float) -> Severity:
+    """High when clearly relevant and substantial; low when barely over the bar."""
+    combined = 0.8 * relevance + 0.2 * magnitude
+    if combined >= 0.7:
+        return "high"
+    if combined >= 0.5:
+        return "medium"
+    return "low"
+
+
+def magnitude(change: Change) -> float:
+    """How much of the passage changed (0..1), by words."""
+    before = set(tokens(change.before or ""))
+    after = set(tokens(change.after or ""))
+    union = before | after
+    return len(before ^ after) / len(union) if union else 0.0
+
+
+def facts(changes: Sequence[Change]) -> list[str]:
+    """The normalised facts reported: the words of what now stands, order, case, punctuation
+    and whitespace ignored."""
+    return sorted(
+        {w for c in changes if c.after for w in tokens(c.after) if len(w) > 1 or w.isdigit()}
+    )
+
+
+def fingerprint(changes: Sequence[Change]) -> str:
+    return hashlib.blake2b(" ".join(facts(changes)).encode(), digest_size=16).hexdigest()
+
+
+SAME_FACTS = 0.7
+
+
+def already_reported(reported: Sequence[Sequence[str]], current: Sequence[str]) -> bool:
+    """The same facts, give or take a re-format or a corrected date: word-set overlap."""
+    mine = set(current)
+    for earlier in reported:
+        theirs = set(earlier)
+        union = mine | theirs
+        if union and len(mine & theirs) / len(union) >= SAME_FACTS:
+            return True
+    return False
+
+
+def extractive_summary(scored: Sequence[Scored], limit: int = 3) -> str:
+    """Without an LLM: the most relevant changed passages, before -> after."""
+    lines = []
+    for item in list(scored)[:limit]:
+        change = item.change
+        where = f"{change.context}: " if change.context else ""
+        after, before = _clip(change.after), _clip(change.before)
+        if change.kind == "modified":
+            lines.append(f"{where}{before} → {after}")
+        elif change.kind == "added":
+            lines.append(f"{where}new: {after}")
+        else:
+            lines.append(f"{where}removed: {before}")
+    return "\n".join(lines)
+
+
+def _clip(text: str | None, limit: int = 240) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,398 @@
+"""Detection for one changed snapshot: passage diff against the source's recent snapshots,
+relevance to the query, optional LLM judgment, one de-duplicated alert, then notification.
+
+The check stays `running` from the content step until this finishes it (`changed` or
+`alerted`), so a caller waiting on the check sees the whole decision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import structlog
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from torale.ai.embeddings import Embedder, get_embedder
+from torale.db.session import as_service
+from torale.detection.decide import (
+    MODIFIED_SIMILARITY,
+    THRESHOLDS,
+    Change,
+    Scored,
+    already_reported,
+    extractive_summary,
+    facts,
+    fingerprint,
+    magnitude,
+    score,
+    severity,
+)
+from torale.detection.judge import LLMJudge
+from torale.detection.signals import read_query
+from torale.queue import NotifyAlert, enqueue
+from torale.worker_runtime import WorkerRuntime
+
+log = structlog.get_logger(__name__)
+
+PAGE_COSINE_THRESHOLD = 0.85
+STATUS_LINE_MAX = 60
+MAX_CANDIDATES = 12
+QUERY_VECTOR_TTL = 7 * 86400
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    id: uuid.UUID
+    hashes: list[str]
+    kinds: list[str]
+    content: str
+
+
+@dataclass(frozen=True)
+class Job:
+    check_id: uuid.UUID
+    source_id: uuid.UUID
+    query_id: uuid.UUID
+    user_id: uuid.UUID
+    url: str
+    raw_query: str
+    refined_query: str | None
+    condition: str | None
+    sensitivity: str
+    current: Snapshot
+    window: list[Snapshot]  # newest first
+
+
+_LOAD = text(
+    """
+    select c.id as check_id, c.monitored_source_id, c.user_query_id, c.user_id, s.url,
+           q.raw_query, q.refined_query, q.condition, q.sensitivity,
+           sc.id as snapshot_id, sc.passage_hashes, sc.passage_kinds, sc.content, sc.fetched_at
+    from source_checks c
+    join scraped_contents sc on sc.id = c.scraped_content_id
+    join monitored_sources s on s.id = c.monitored_source_id
+    join user_queries q on q.id = c.user_query_id
+    where c.id = :check and c.scraped_content_id = :snapshot and c.status = 'running'
+    """
+)
+
+_WINDOW = text(
+    """
+    select id, passage_hashes, passage_kinds, content from scraped_contents
+    where monitored_source_id = :source and fetched_at < :at and id <> :current
+    order by fetched_at desc limit :window
+    """
+)
+
+_TEXTS = text(
+    """
+    select passage_hash, passage_text from content_embeddings
+    where monitored_source_id = :source and model_name = :model and passage_hash = any(:hashes)
+    """
+)
+
+# the nearest passage of the previous snapshot for each new passage, by pgvector cosine distance
+_NEAREST = text(
+    """
+    select n.passage_hash as new_hash, o.passage_hash as old_hash,
+           1 - (n.embedding <=> o.embedding) as similarity
+    from content_embeddings n
+    cross join lateral (
+      select e.passage_hash, e.embedding from content_embeddings e
+      where e.monitored_source_id = :source and e.model_name = :model
+        and e.passage_hash = any(:old)
+      order by e.embedding <=> n.embedding limit 1
+    ) o
+    where n.monitored_source_id = :source and n.model_name = :model and n.passage_hash = any(:new)
+    """
+)
+
+_INSERT_ALERT = text(
+    """
+    insert into change_alerts (user_id, user_query_id, monitored_source_id, check_id, severity,
+                               score, summary, details, fingerprint)
+    values (:user, :query, :source, :check, :severity, :score, :summary, cast(:details as jsonb),
+            :fingerprint)
+    on conflict (user_query_id, fingerprint) do nothing
+    returning id
+    """
+)
+
+_REPORTED = text(
+    "select details -> 'facts' from change_alerts where user_query_id = :query"
+    " order by created_at desc limit 200"
+)
+
+_FINISH = text(
+    """
+    update source_checks set status = 'succeeded', outcome = :outcome, finished_at = now()
+    where id = :check and status = 'running'
+    """
+)
+
+
+async def load(
+    session: AsyncSession, check_id: uuid.UUID, snapshot_id: uuid.UUID, window: int
+) -> Job | None:
+    row = (await session.execute(_LOAD, {"check": check_id, "snapshot": snapshot_id})).first()
+    if row is None:
+        return None
+    previous = (
+        await session.execute(
+            _WINDOW,
+            {
+                "source": row.monitored_source_id,
+                "at": row.fetched_at,
+                "current": row.snapshot_id,
+                "window": window,
+            },
+        )
+    ).all()
+    return Job(
+        check_id=row.check_id,
+        source_id=row.monitored_source_id,
+        query_id=row.user_query_id,
+        user_id=row.user_id,
+        url=row.url,
+        raw_query=row.raw_query,
+        refined_query=row.refined_query,
+        condition=row.condition,
+        sensitivity=row.sensitivity,
+        current=Snapshot(
+            row.snapshot_id, list(row.passage_hashes), list(row.passage_kinds), row.content
+        ),
+        window=[
+            Snapshot(p.id, list(p.passage_hashes), list(p.passage_kinds), p.content)
+            for p in previous
+        ],
+    )
+
+
+def headings_above(snapshot: Snapshot, texts: dict[str, str]) -> list[str]:
+    """For each passage, its section: the two nearest headings above it ("Sponsors > Patron")
+    plus the section's short status line under the heading ("Unreleased", "Released
+    2024-06-01"), or ''."""
+    context: list[str] = []
+    headings: list[str] = []
+    status, status_open = "", False
+    for index, passage_hash in enumerate(snapshot.hashes):
+        kind = snapshot.kinds[index] if index < len(snapshot.kinds) else ""
+        text_ = texts.get(passage_hash, "")
+        if kind == "heading":
+            context.append(headings[-1] if headings else "")
+            headings = [*headings[-1:], text_]
+            status, status_open = "", True
+            continue
+        if status_open and len(text_) <= STATUS_LINE_MAX:
+            status = text_
+        status_open = False
+        path = " > ".join(headings)
+        context.append(" — ".join(part for part in (path, status) if part and part != text_))
+    return context
+
+
+async def diff(session: AsyncSession, embedder: Embedder, job: Job) -> list[Change]:
+    """New passages (not seen in the recent window) as added/modified; vanished ones as removed."""
+    seen = {h for snap in job.window for h in snap.hashes}
+    previous = job.window[0] if job.window else None
+    new_hashes = [h for h in dict.fromkeys(job.current.hashes) if h not in seen]
+    old_hashes = list(dict.fromkeys(previous.hashes)) if previous else []
+    gone = [h for h in old_hashes if h not in set(job.current.hashes)]
+    params = {"source": job.source_id, "model": embedder.model_name}
+    texts: dict[str, str] = dict(
+        (await session.execute(_TEXTS, {**params, "hashes": new_hashes + old_hashes}))
+        .tuples()
+        .all()
+    )
+    nearest: dict[str, tuple[str, float]] = {}
+    if new_hashes and old_hashes:
+        for new_hash, old_hash, similarity in await session.execute(
+            _NEAREST, {**params, "new": new_hashes, "old": old_hashes}
+        ):
+            nearest[new_hash] = (old_hash, float(similarity))
+    context = dict(zip(job.current.hashes, headings_above(job.current, texts), strict=False))
+    changes: list[Change] = []
+    matched_old: set[str] = set()
+    for new_hash in new_hashes:
+        after = texts.get(new_hash)
+        if after is None:
+            continue
+        old_hash, similarity = nearest.get(new_hash, ("", 0.0))
+        if similarity >= MODIFIED_SIMILARITY and old_hash in gone:
+            matched_old.add(old_hash)
+            changes.append(
+                Change("modified", texts.get(old_hash), after, context.get(new_hash, ""))
+            )
+        else:
+            changes.append(Change("added", None, after, context.get(new_hash, "")))
+    if previous:
+        old_context = dict(zip(previous.hashes, headings_above(previous, texts), strict=False))
+        for old_hash in gone:
+            if old_hash not in matched_old and old_hash in texts:
+                changes.append(
+                    Change("removed", texts[old_hash], None, old_context.get(old_hash, ""))
+                )
+    return changes
+
+
+async def query_vector(runtime: WorkerRuntime, embedder: Embedder, job: Job) -> np.ndarray:
+    """The query's embedding, cached in Redis per query text and model."""
+    text_ = " ".join(t for t in (job.refined_query or job.raw_query, job.condition) if t)
+    key = (
+        "torale:qvec:"
+        + hashlib.blake2b(f"{embedder.model_name}\n{text_}".encode(), digest_size=16).hexdigest()
+    )
+    cached = await runtime.redis.get(key)
+    if cached:
+        return np.frombuffer(cached, dtype=np.float32)
+    vector = (await embedder.embed([text_]))[0].astype(np.float32)
+    await runtime.redis.set(key, vector.tobytes(), ex=QUERY_VECTOR_TTL)
+    return vector
+
+
+async def decide_passages(
+    runtime: WorkerRuntime, embedder: Embedder, job: Job, changes: list[Change]
+) -> tuple[list[Scored], str] | None:
+    """(relevant changes, summary) when the condition is met, else None."""
+    signals = read_query(job.raw_query, job.refined_query, job.condition)
+    considered = [c for c in changes if c.kind != "removed"] or changes
+    if not considered:
+        return None
+    qvec = await query_vector(runtime, embedder, job)
+    vectors = await embedder.embed([c.with_context[:2000] for c in considered])
+    considered = [
+        Change(c.kind, c.before, c.after, c.context, float(np.dot(qvec, v)))
+        for c, v in zip(considered, vectors, strict=True)
+    ]
+    scored = sorted(
+        (score(signals, c) for c in considered), key=lambda s: s.relevance, reverse=True
+    )
+    threshold = THRESHOLDS.get(job.sensitivity, THRESHOLDS["medium"])
+    log.debug(
+        "detection scores",
+        threshold=threshold,
+        top=[(round(s.relevance, 3), round(s.change.semantic, 3), s.change.kind, s.reasons,
+              s.change.with_context[:120]) for s in scored[:4]],
+    )  # fmt: skip
+    passing = [s for s in scored if s.relevance >= threshold]
+    settings = runtime.settings
+    if LLMJudge.configured(settings):
+        candidates = scored[:5]
+        verdict = await LLMJudge(settings).judge(job.condition or job.raw_query, candidates)
+        if verdict is not None:
+            if not (verdict.relevant and verdict.condition_met):
+                return None
+            return (passing or candidates[:1]), verdict.summary or extractive_summary(candidates)
+    if not passing:
+        return None
+    return passing, extractive_summary(passing)
+
+
+def baseline_decision(mode: str, job: Job, similarity: float | None) -> bool:
+    if mode == "any_text_change":
+        return bool(job.window) and job.current.content != job.window[0].content
+    return similarity is not None and similarity < PAGE_COSINE_THRESHOLD
+
+
+async def detect_changes(
+    runtime: WorkerRuntime, check_id: uuid.UUID, snapshot_id: uuid.UUID
+) -> str | None:
+    """Decide on one changed snapshot; returns the check's outcome, None when nothing to do."""
+    structlog.contextvars.bind_contextvars(check_id=str(check_id))
+    try:
+        return await _detect(runtime, check_id, snapshot_id)
+    finally:
+        structlog.contextvars.unbind_contextvars("check_id")
+
+
+async def _detect(
+    runtime: WorkerRuntime, check_id: uuid.UUID, snapshot_id: uuid.UUID
+) -> str | None:
+    settings = runtime.settings
+    embedder = get_embedder(settings)
+    async with as_service(runtime.sessions) as session:
+        job = await load(session, check_id, snapshot_id, settings.detection_window)
+        if job is None:
+            log.info("check not awaiting detection; nothing to do")
+            return None
+        changes = await diff(session, embedder, job)
+
+    mode = settings.detection_mode
+    decision: tuple[list[Scored], str] | None
+    if mode == "passages":
+        decision = await decide_passages(runtime, embedder, job, changes)
+    else:
+        similarity = None
+        if mode == "page_cosine" and job.window:
+            pages = await embedder.embed([job.current.content[:4000], job.window[0].content[:4000]])
+            similarity = float(np.dot(pages[0], pages[1]))
+        met = baseline_decision(mode, job, similarity)
+        top = [Scored(c, 1.0) for c in changes[:3]]
+        decision = (
+            (
+                top or [Scored(Change("modified", None, job.current.content[:500]), 1.0)],
+                "The page changed.",
+            )
+            if met
+            else None
+        )
+
+    alert_id = None
+    async with as_service(runtime.sessions) as session:
+        if decision is not None:
+            alert_id = await record_alert(session, job, *decision, mode=mode)
+        await session.execute(
+            _FINISH, {"check": check_id, "outcome": "alerted" if alert_id else "changed"}
+        )
+    if alert_id is not None:
+        enqueue(runtime.celery, NotifyAlert(alert_id=alert_id))
+        log.info("alert created", alert_id=str(alert_id))
+        return "alerted"
+    return "changed"
+
+
+async def record_alert(
+    session: AsyncSession, job: Job, relevant: list[Scored], summary: str, *, mode: str
+) -> uuid.UUID | None:
+    """One alert per check; None when these facts were already reported for this query."""
+    top = relevant[:MAX_CANDIDATES]
+    best = top[0]
+    reported_facts = facts([s.change for s in top[:3]])
+    if mode == "passages":
+        earlier = await session.scalars(_REPORTED, {"query": job.query_id})
+        if already_reported([list(f) for f in earlier if f], reported_facts):
+            log.info("facts already reported for this query; no new alert")
+            return None
+        key = fingerprint([s.change for s in top[:3]])
+    else:
+        key = hashlib.blake2b(job.current.content.encode(), digest_size=16).hexdigest()
+    details: dict[str, Any] = {
+        "url": job.url,
+        "facts": reported_facts,
+        "changes": [
+            {"kind": s.change.kind, "before": s.change.before, "after": s.change.after,
+             "section": s.change.context or None, "relevance": round(s.relevance, 3),
+             "reasons": list(s.reasons)}
+            for s in top
+        ],
+    }  # fmt: skip
+    return await session.scalar(
+        _INSERT_ALERT,
+        {
+            "user": job.user_id,
+            "query": job.query_id,
+            "source": job.source_id,
+            "check": job.check_id,
+            "severity": severity(best.relevance, magnitude(best.change)),
+            "score": round(best.relevance, 4),
+            "summary": summary,
+            "details": json.dumps(details),
+            "fingerprint": key,
+        },
+    )

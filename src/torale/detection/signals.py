@@ -1,0 +1,129 @@
+"""What a query asks for, read from its words: anchors (versions, numbers), a price threshold,
+content terms, and whether planned/unreleased things count. Pure functions, no I/O."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_VERSION = re.compile(r"(?<![\w.])v?(\d+(?:\.\d+)+)(?![\w]|\.\d)")
+_NAMED_NUMBER = re.compile(
+    r"\b([A-Z][\w.+-]*(?:\s+[A-Z][\w.+-]*)*)\s+(\d{1,3})\b(?!\s*(?:%|percent|\$|€|£|per|/))"
+)
+_PRICE = re.compile(
+    r"(?P<cur>[$€£])\s?(?P<a>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
+    r"|(?P<b>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)\s?(?P<code>USD|EUR|GBP|dollars?|euros?)\b",
+    re.IGNORECASE,
+)
+_BELOW = re.compile(
+    r"\b(below|under|less than|cheaper than|drops? (?:below|under)|at most)\b", re.I
+)
+_ABOVE = re.compile(r"\b(above|over|more than|exceeds?|rises? (?:above|over)|at least)\b", re.I)
+_WORD = re.compile(r"[a-z][a-z0-9+#-]*|\d+(?:\.\d+)*")
+_PLANNED = re.compile(
+    r"\b(unreleased|upcoming|planned|tbd|tba|to be (?:announced|determined)|coming soon|"
+    r"pre-?release|release candidate|rc\d*|beta\d*|alpha\d*|draft|expected|scheduled|"
+    r"not (?:yet )?(?:released|available))\b|\?\?",
+    re.IGNORECASE,
+)
+
+STOPWORDS = frozenset(
+    """a an the and or of to in on at for from by with about into is are was were be been being
+    it its this that these those as if when whenever once me my i you your us we our let know
+    tell notify alert ping email message please any new some all there their them then than
+    changes change changed update updated updates get gets got has have had do does did will would
+    can could should may might is not no yes what which who whom how why where also just only
+    officially official announce announced announces announcement publish published publishes
+    release released releases available becomes become made make adds added add""".split()
+)
+# words that say "the thing happened" rather than name the thing: they may match, never required
+EVENT_WORDS = frozenset(
+    """release released releases releasing announce announced announcing announcement publish
+    published available availability becomes added adds launch launched opens open new""".split()
+)
+
+
+def tokens(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def stem(word: str) -> str:
+    """A light suffix stripper: enough to match 'announcing' with 'announced'."""
+    for suffix in ("ements", "ement", "ing", "ers", "ied", "ies", "ed", "es", "er", "s"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def versions(text: str) -> set[str]:
+    return {m.group(1) for m in _VERSION.finditer(text)}
+
+
+def prices(text: str) -> list[float]:
+    found = []
+    for m in _PRICE.finditer(text):
+        raw = m.group("a") or m.group("b")
+        try:
+            found.append(float(raw.replace(",", "")))
+        except ValueError:
+            continue
+    return found
+
+
+def mentions_planned(text: str) -> bool:
+    return _PLANNED.search(text) is not None
+
+
+def version_matches(anchor: str, found: set[str]) -> bool:
+    """`0.28` is met by 0.28 or 0.28.x; `3.0.0` only by itself."""
+    return any(v == anchor or v.startswith(anchor + ".") for v in found)
+
+
+@dataclass(frozen=True)
+class QuerySignals:
+    versions: frozenset[str]
+    numbers: frozenset[str]  # "Node.js 22": a number naming the thing asked about
+    price_below: float | None
+    price_above: float | None
+    terms: frozenset[str]  # stemmed content words naming the subject
+    event_terms: frozenset[str]
+    allows_planned: bool  # the query itself is about plans or schedules
+    whenever: bool  # "whenever a new X": every new distinct fact counts
+
+    @property
+    def wants_price(self) -> bool:
+        return self.price_below is not None or self.price_above is not None
+
+
+def read_query(*texts: str | None) -> QuerySignals:
+    """Signals from the raw query (and the refined query / condition when discovery wrote them)."""
+    text = " ".join(t for t in texts if t)
+    below = above = None
+    amounts = prices(text)
+    if amounts:
+        if _BELOW.search(text):
+            below = min(amounts)
+        elif _ABOVE.search(text):
+            above = max(amounts)
+    price_spans = {m.group(0) for m in _PRICE.finditer(text)}
+    stripped = text
+    for span in price_spans:
+        stripped = stripped.replace(span, " ")
+    found_versions = versions(stripped)
+    numbers = {m.group(2) for m in _NAMED_NUMBER.finditer(stripped)} - {
+        v.split(".")[0] for v in found_versions
+    }
+    words = [w for w in tokens(stripped) if not _VERSION.fullmatch(w) and not w.isdigit()]
+    terms = frozenset(stem(w) for w in words if w not in STOPWORDS and len(w) > 1)
+    events = frozenset(stem(w) for w in words if w in EVENT_WORDS)
+    lowered = text.lower()
+    return QuerySignals(
+        versions=frozenset(found_versions),
+        numbers=frozenset(numbers),
+        price_below=below,
+        price_above=above,
+        terms=terms,
+        event_terms=events,
+        allows_planned=bool(re.search(r"\b(planned|schedul\w*|date|dates|expected)\b", lowered)),
+        whenever=bool(re.search(r"\b(whenever|every time|each time|any new|a new)\b", lowered)),
+    )
