@@ -41,7 +41,7 @@ def test_a_named_version_gates_relevance() -> None:
     other = Change("added", None, "0.27.1 (22nd August, 2024)", semantic=0.9)
     assert score(wanted, other).relevance == 0.0
     same = read_query("Tell me when httpx 0.28 is released.")
-    hit = score(same, Change("added", None, "0.28.0 (28th November, 2024)", semantic=0.6))
+    hit = score(same, Change("added", None, "0.28.0 (28th November, 2024)", semantic=0.7))
     assert hit.relevance >= THRESHOLDS["medium"] and "names the version asked about" in hit.reasons
 
 

@@ -409,3 +409,19 @@ def test_operational_endpoints(api: str) -> None:
         headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "GET"},
     )
     assert cors.headers["access-control-allow-origin"] == "http://localhost:3000"
+
+
+def test_check_now_keeps_working_after_many_requests(
+    user: Client, page_url: str, pg: psycopg.Connection
+) -> None:
+    """Prepared statements go generic after five runs; the in-flight guard must still match."""
+    query = user.post("/queries", json={"raw_query": "watch a page", "sources": [page_url]}).json()
+    source_id = query["sources"][0]["id"]
+    for _ in range(12):
+        response = user.post(f"/sources/{source_id}/check")
+        assert response.status_code == 202, response.text
+        pg.execute(
+            "update source_checks set status = 'succeeded', outcome = 'unchanged', finished_at = now()"
+            " where id = %s",
+            (response.json()["check_id"],),
+        )

@@ -23,7 +23,7 @@ ChangeKind = Literal["added", "modified", "removed"]
 Severity = Literal["low", "medium", "high"]
 
 # the score a change needs, by the monitor's sensitivity (high sensitivity = lower bar)
-THRESHOLDS: dict[str, float] = {"high": 0.38, "medium": 0.46, "low": 0.56}
+THRESHOLDS: dict[str, float] = {"high": 0.46, "medium": 0.54, "low": 0.64}
 MODIFIED_SIMILARITY = 0.72  # nearest old passage at least this close: "modified", else "added"
 SEMANTIC_WEIGHT = 0.5
 
@@ -208,10 +208,14 @@ SAME_FACTS = 0.7
 
 
 def already_reported(reported: Sequence[Sequence[str]], current: Sequence[str]) -> bool:
-    """The same facts, give or take a re-format or a corrected date: word-set overlap."""
+    """The same facts, give or take a re-format or a corrected date: word-set overlap, and no
+    version number that was not reported before (1.51.0 is news after 1.50.0)."""
     mine = set(current)
+    my_versions = {w for w in mine if "." in w and w.replace(".", "").isdigit()}
     for earlier in reported:
         theirs = set(earlier)
+        if not my_versions <= theirs:
+            continue
         union = mine | theirs
         if union and len(mine & theirs) / len(union) >= SAME_FACTS:
             return True

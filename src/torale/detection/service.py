@@ -271,7 +271,9 @@ async def decide_passages(
         for c, v in zip(considered, vectors, strict=True)
     ]
     scored = sorted(
-        (score(signals, c) for c in considered), key=lambda s: s.relevance, reverse=True
+        (score(signals, c, page=job.current.content[:3000]) for c in considered),
+        key=lambda s: s.relevance,
+        reverse=True,
     )
     threshold = THRESHOLDS.get(job.sensitivity, THRESHOLDS["medium"])
     log.debug(

@@ -114,8 +114,12 @@ def read_query(*texts: str | None) -> QuerySignals:
         v.split(".")[0] for v in found_versions
     }
     words = [w for w in tokens(stripped) if not _VERSION.fullmatch(w) and not w.isdigit()]
-    terms = frozenset(stem(w) for w in words if w not in STOPWORDS and len(w) > 1)
-    events = frozenset(stem(w) for w in words if w in EVENT_WORDS)
+    event_stems = {stem(w) for w in EVENT_WORDS}
+    stop_stems = {stem(w) for w in STOPWORDS}
+    terms = frozenset(
+        stem(w) for w in words if w not in STOPWORDS and stem(w) not in stop_stems and len(w) > 1
+    )
+    events = frozenset(stem(w) for w in words if w in EVENT_WORDS or stem(w) in event_stems)
     lowered = text.lower()
     return QuerySignals(
         versions=frozenset(found_versions),
