@@ -80,22 +80,16 @@ def test_fingerprint_ignores_order_case_and_punctuation() -> None:
 
 
 def test_passages_know_their_section() -> None:
-    snap = Snapshot(uuid.uuid4(), ["h1", "s1", "p1", "h2", "p2"],
-                    ["heading", "paragraph", "list_item", "heading", "paragraph"], "")  # fmt: skip
+    hashes = ["h1", "s1", "h1a", "p1", "h2", "s2", "p2"]
+    kinds = ["heading", "paragraph", "heading", "list_item", "heading", "paragraph", "list_item"]
     texts = {
-        "h1": "Version 2.0",
-        "s1": "Unreleased",
-        "p1": "New loader",
-        "h2": "Version 1.9",
-        "p2": "Fixes",
-    }
-    assert headings_above(snap, texts) == [
-        "",
-        "Version 2.0",
-        "Version 2.0 — Unreleased",
-        "Version 2.0",
-        "Version 2.0 > Version 1.9",
-    ]
+        "h1": "Version 2.0", "s1": "Unreleased", "h1a": "Added", "p1": "A new loader for settings files",
+        "h2": "Version 1.9", "s2": "Released 2024-01-10", "p2": "Fixes a crash on first start",
+    }  # fmt: skip
+    context = headings_above(Snapshot(uuid.uuid4(), hashes, kinds, ""), texts)
+    assert context[0] == "Unreleased"  # a heading is read with the status line under it
+    assert context[3] == "Version 2.0 > Added — Unreleased"  # a subsection keeps its release
+    assert context[6] == "Version 1.9 — Released 2024-01-10"
 
 
 def test_page_text_cannot_escape_its_block_in_the_prompt() -> None:

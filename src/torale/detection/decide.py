@@ -205,6 +205,7 @@ def fingerprint(changes: Sequence[Change]) -> str:
 
 
 SAME_FACTS = 0.7
+_ORDINALS = {"st", "nd", "rd", "th"}
 
 
 def already_reported(reported: Sequence[Sequence[str]], current: Sequence[str]) -> bool:
@@ -212,10 +213,15 @@ def already_reported(reported: Sequence[Sequence[str]], current: Sequence[str]) 
     version number that was not reported before (1.51.0 is news after 1.50.0)."""
     mine = set(current)
     my_versions = {w for w in mine if "." in w and w.replace(".", "").isdigit()}
+    my_words = {w for w in mine if w.isalpha() and w not in _ORDINALS}
     for earlier in reported:
         theirs = set(earlier)
         if not my_versions <= theirs:
             continue
+        their_words = {w for w in theirs if w.isalpha() and w not in _ORDINALS}
+        words = my_words | their_words
+        if my_versions and words and len(my_words & their_words) / len(words) >= 0.5:
+            return True  # the same release again, its date or wording corrected
         union = mine | theirs
         if union and len(mine & theirs) / len(union) >= SAME_FACTS:
             return True

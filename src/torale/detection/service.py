@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from torale.ai.embeddings import Embedder, get_embedder
 from torale.db.session import as_service
 from torale.detection.decide import (
+    _DATE,
     MODIFIED_SIMILARITY,
     THRESHOLDS,
     Change,
@@ -34,7 +35,7 @@ from torale.detection.decide import (
     severity,
 )
 from torale.detection.judge import LLMJudge
-from torale.detection.signals import read_query
+from torale.detection.signals import mentions_planned, read_query, versions
 from torale.queue import NotifyAlert, enqueue
 from torale.worker_runtime import WorkerRuntime
 
@@ -175,25 +176,34 @@ async def load(
 
 
 def headings_above(snapshot: Snapshot, texts: dict[str, str]) -> list[str]:
-    """For each passage, its section: the two nearest headings above it ("Sponsors > Patron")
-    plus the section's short status line under the heading ("Unreleased", "Released
-    2024-06-01"), or ''."""
+    """For each passage, its section: the release-like heading it falls under (one naming a
+    version, a date or a plan, e.g. "0.28.0 (28th November)" or "Unreleased"), the nearest
+    heading when that is a subsection ("Added"), and the short status line under the release
+    heading ("Released 2024-06-01"). A heading's own context is the status line below it."""
+    kinds = [
+        snapshot.kinds[i] if i < len(snapshot.kinds) else "" for i in range(len(snapshot.hashes))
+    ]
+    lines = [texts.get(h, "") for h in snapshot.hashes]
     context: list[str] = []
-    headings: list[str] = []
-    status, status_open = "", False
-    for index, passage_hash in enumerate(snapshot.hashes):
-        kind = snapshot.kinds[index] if index < len(snapshot.kinds) else ""
-        text_ = texts.get(passage_hash, "")
-        if kind == "heading":
-            context.append(headings[-1] if headings else "")
-            headings = [*headings[-1:], text_]
-            status, status_open = "", True
+    release, nearest, status = "", "", ""
+    for index, text_ in enumerate(lines):
+        if kinds[index] == "heading":
+            following = lines[index + 1] if index + 1 < len(lines) else ""
+            below = (
+                following
+                if kinds[index + 1 : index + 2] != ["heading"] and len(following) <= STATUS_LINE_MAX
+                else ""
+            )
+            if versions(text_) or mentions_planned(text_) or _DATE.search(text_):
+                release, nearest, status = text_, "", below
+            else:
+                nearest = text_
+                if not release:
+                    status = below
+            context.append(" — ".join(p for p in (release if release != text_ else "", below) if p))
             continue
-        if status_open and len(text_) <= STATUS_LINE_MAX:
-            status = text_
-        status_open = False
-        path = " > ".join(headings)
-        context.append(" — ".join(part for part in (path, status) if part and part != text_))
+        path = " > ".join(p for p in (release, nearest) if p)
+        context.append(" — ".join(p for p in (path, status) if p and p != text_))
     return context
 
 
