@@ -69,15 +69,15 @@ def address_problem(address: str, *, allow_private: bool) -> str | None:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
     if any(ip in net for net in _ALWAYS_BLOCKED):
-        return f"{ip} is a link-local or metadata address"
+        return "a link-local or metadata address"
     if ip.is_loopback:
-        return None if allow_private else f"{ip} is a loopback address"
+        return None if allow_private else "a loopback address"
     if ip.is_multicast or ip.is_unspecified or ip.is_reserved:
-        return f"{ip} is not a public unicast address"
+        return "not a public unicast address"
     if allow_private:
         return None
     if ip.is_private or not ip.is_global:
-        return f"{ip} is a private address"
+        return "a private address"
     return None
 
 
@@ -99,7 +99,7 @@ def check_url_sync(raw: str, *, allow_private: bool) -> SafeURL:
     for address in addresses:
         problem = address_problem(address, allow_private=allow_private)
         if problem:
-            raise UnsafeURLError(f"{host} resolves to {problem}; refusing to fetch it")
+            raise UnsafeURLError(f"{host} resolves to {address}, {problem}; refusing to fetch it")
     return SafeURL(url=url, host=host, addresses=tuple(addresses))
 
 
