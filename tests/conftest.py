@@ -9,14 +9,18 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from torale.config import load_settings
 from torale.db.migrate import migrate, sync_url
 from torale.db.session import create_engine, session_factory
 from torale.embedded import EmbeddedServers
+from torale.queue import create_celery
+from torale.worker_runtime import WorkerRuntime
 
 # Tests fetch pages from local servers on 127.0.0.1.
 os.environ.setdefault("TORALE_ALLOW_PRIVATE_URLS", "true")
@@ -136,3 +140,18 @@ def celery_worker(database_url: str, redis_url: str) -> Iterator[None]:
             else:
                 os.environ[key] = value
         get_settings.cache_clear()
+
+
+def make_runtime(database_url: str, redis_url: str, **overrides: Any) -> WorkerRuntime:
+    """A worker's runtime on the test's servers (loopback allowed, no politeness delay)."""
+    settings = load_settings(TORALE_ALLOW_PRIVATE_URLS=True, TORALE_DOMAIN_MIN_DELAY=0, **overrides)
+    return WorkerRuntime(
+        settings, database_url, redis_url, _celery=create_celery(settings, broker_url=redis_url)
+    )
+
+
+async def close_runtime(runtime: WorkerRuntime) -> None:
+    if "fetcher" in runtime.extras:
+        await runtime.extras["fetcher"].aclose()
+    await runtime.redis.aclose()
+    await runtime.engine.dispose()

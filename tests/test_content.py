@@ -10,11 +10,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import create_user
+from tests.conftest import close_runtime, create_user, make_runtime
 from tests.pages import PageServer, Reply
-from torale.config import load_settings
 from torale.content.service import check_source
-from torale.queue import create_celery
 from torale.worker_runtime import WorkerRuntime
 
 ARTICLE = """<html><head><title>Release notes</title></head><body><main><article>
@@ -35,21 +33,15 @@ def pages() -> Iterator[PageServer]:
 
 @pytest.fixture
 async def runtime(database_url: str, redis_url: str) -> AsyncIterator[WorkerRuntime]:
-    settings = load_settings(
-        TORALE_ALLOW_PRIVATE_URLS=True,
-        TORALE_DOMAIN_MIN_DELAY=0,
+    rt = make_runtime(
+        database_url,
+        redis_url,
         TORALE_FETCH_READ_TIMEOUT=1,
         TORALE_FETCH_MAX_BYTES=50_000,
         TORALE_MAX_CONSECUTIVE_FAILURES=3,
     )
-    rt = WorkerRuntime(settings, database_url, redis_url)
-    rt._celery = create_celery(settings, broker_url=redis_url)
     yield rt
-    fetcher = rt.extras.get("fetcher")
-    if fetcher is not None:
-        await fetcher.aclose()
-    await rt.redis.aclose()
-    await rt.engine.dispose()
+    await close_runtime(rt)
 
 
 class Source:

@@ -11,16 +11,15 @@ import psycopg
 import pytest
 import redis as sync_redis
 
-from tests.conftest import create_user
+from tests.conftest import close_runtime, create_user
+from tests.conftest import make_runtime as make_test_runtime
 from tests.fakes.openai_server import FakeOpenAI
 from tests.pages import PageServer
-from torale.config import Settings, load_settings
 from torale.content.service import check_source
 from torale.detection.decide import THRESHOLDS, Change, already_reported, facts, fingerprint, score
 from torale.detection.judge import build_messages
 from torale.detection.service import Snapshot, detect_changes, headings_above
 from torale.detection.signals import read_query
-from torale.queue import create_celery
 from torale.worker_runtime import WorkerRuntime
 
 # ------------------------------------------------------------------ pure rules
@@ -121,27 +120,16 @@ def pages() -> Iterator[PageServer]:
 
 
 def make_runtime(database_url: str, redis_url: str, **overrides: Any) -> WorkerRuntime:
-    settings: Settings = load_settings(
-        TORALE_ALLOW_PRIVATE_URLS=True, TORALE_DOMAIN_MIN_DELAY=0, TORALE_EMBEDDING_PROVIDER="local",
-        **overrides,
-    )  # fmt: skip
-    runtime = WorkerRuntime(settings, database_url, redis_url)
-    runtime._celery = create_celery(settings, broker_url=redis_url)
-    return runtime
+    return make_test_runtime(
+        database_url, redis_url, TORALE_EMBEDDING_PROVIDER="local", **overrides
+    )
 
 
 @pytest.fixture
 async def runtime(database_url: str, redis_url: str) -> AsyncIterator[WorkerRuntime]:
     rt = make_runtime(database_url, redis_url)
     yield rt
-    await close(rt)
-
-
-async def close(rt: WorkerRuntime) -> None:
-    if "fetcher" in rt.extras:
-        await rt.extras["fetcher"].aclose()
-    await rt.redis.aclose()
-    await rt.engine.dispose()
+    await close_runtime(rt)
 
 
 class Monitor:
@@ -297,7 +285,7 @@ async def test_llm_judgment_and_its_failures(
             pages.add(path, PAGE.format(status="Released 2024-06-01", stamp="2"))
             check = await monitor.check(rt)
         finally:
-            await close(rt)
+            await close_runtime(rt)
         assert check["status"] == "succeeded"
         assert bool(check["alerts"]) is expect_alert
         assert fake.chat_requests, "the judge was consulted"
@@ -333,7 +321,7 @@ async def test_a_page_cannot_talk_its_way_into_an_alert(
             )
             with_llm = await monitor.check(rt)
         finally:
-            await close(rt)
+            await close_runtime(rt)
     assert with_llm["alerts"] == []
     prompt = fake.chat_requests[-1].body["messages"]
     assert "untrusted" in prompt[0]["content"] and injection not in prompt[0]["content"]
@@ -354,4 +342,4 @@ async def test_a_page_cannot_talk_its_way_into_an_alert(
         pages.add("/inject2", INJECTION.format(status="Unreleased", stamp="2", injection=injection))
         assert (await monitor.check(plain))["alerts"] == []
     finally:
-        await close(plain)
+        await close_runtime(plain)

@@ -12,13 +12,12 @@ import psycopg
 import pytest
 import redis as sync_redis
 
-from tests.conftest import create_user
+from tests.conftest import close_runtime, create_user, make_runtime
 from tests.live import serve
 from tests.pages import PageServer, Reply
 from torale.auth.tokens import issue_access_token
 from torale.config import load_settings
 from torale.gateway.app import create_app
-from torale.queue import create_celery
 from torale.scheduler.service import dispatch_due, redrive_stuck
 from torale.worker_runtime import WorkerRuntime
 
@@ -27,12 +26,9 @@ PAGE = "<html><body><main><h1>Status</h1><p>All systems normal for {i}, nothing 
 
 @pytest.fixture
 async def runtime(database_url: str, redis_url: str) -> AsyncIterator[WorkerRuntime]:
-    settings = load_settings(TORALE_ALLOW_PRIVATE_URLS=True)
-    rt = WorkerRuntime(settings, database_url, redis_url)
-    rt._celery = create_celery(settings, broker_url=redis_url)
+    rt = make_runtime(database_url, redis_url)
     yield rt
-    await rt.redis.aclose()
-    await rt.engine.dispose()
+    await close_runtime(rt)
 
 
 def make_sources(
