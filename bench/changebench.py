@@ -71,7 +71,7 @@ TOKEN_TTL = 24 * 3600
 SERVICE_ENV = {
     "TORALE_ALLOW_PRIVATE_URLS": "true",
     "TORALE_DOMAIN_MIN_DELAY": "0",
-    "TORALE_LOG_LEVEL": "WARNING",
+    "TORALE_LOG_LEVEL": os.environ.get("TORALE_LOG_LEVEL", "WARNING"),
     "TORALE_LOG_JSON": "false",
     "TORALE_RATE_LIMIT_USER": "1000000/minute",
     "TORALE_RATE_LIMIT_IP": "1000000/minute",
@@ -286,7 +286,8 @@ def score(results: Sequence[CaseResult]) -> dict[str, Any]:
         "total": metrics(total, seconds),
         "categories": {name: metrics(*by_category[name]) for name in sorted(by_category)},
         "cases": [
-            {"id": r.case_id, "expected": list(r.expected), "predicted": list(r.predicted)}
+            {"id": r.case_id, "expected": list(r.expected), "predicted": list(r.predicted),
+             "check_ids": [c.check_id for c in r.checks]}
             for r in results
         ],
     }

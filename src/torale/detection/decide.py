@@ -36,15 +36,32 @@ class Change:
     before: str | None
     after: str | None
     context: str = ""
-    semantic: float = 0.0  # cosine(query, context + text), filled in by the service
+    semantic: float = 0.0  # cosine(query, context + focus), filled in by the service
+    # the lines of `after` not seen in the source's recent snapshots (None: not computed, the
+    # whole text is new), and how many of them are new entries rather than edits of old lines
+    novel: tuple[str, ...] | None = None
+    new_entries: int | None = None
 
     @property
     def text(self) -> str:
         return self.after if self.after is not None else (self.before or "")
 
     @property
+    def focus(self) -> str:
+        """What is new in this passage: its unseen lines (all of it for a removal)."""
+        if self.novel is None or self.after is None:
+            return self.text
+        return "\n".join(self.novel)
+
+    @property
     def with_context(self) -> str:
-        return f"{self.context}\n{self.text}" if self.context else self.text
+        return f"{self.context}\n{self.focus}" if self.context else self.focus
+
+    @property
+    def is_new_entry(self) -> bool:
+        if self.new_entries is not None:
+            return self.new_entries > 0
+        return self.kind == "added" or bool(_new_lines(self))
 
 
 @dataclass(frozen=True)
@@ -89,7 +106,7 @@ def score(signals: QuerySignals, change: Change, page: str = "") -> Scored:
     relevance = SEMANTIC_WEIGHT * change.semantic + (1 - SEMANTIC_WEIGHT) * lexical(
         signals, text, page
     )
-    if signals.whenever and (change.kind == "added" or _new_lines(change)):
+    if signals.whenever and change.is_new_entry:
         relevance += 0.1  # "whenever a new X": a new entry is the kind of thing asked about
         reasons.append("a new entry")
 
@@ -165,6 +182,55 @@ def _new_lines(change: Change) -> list[str]:
     ]
 
 
+def line_key(line: str) -> str:
+    return " ".join(line.lower().split())
+
+
+EDIT_OVERLAP = 0.5
+
+
+class SeenLines:
+    """The lines of a source's recent snapshots, to tell what in a changed passage is new:
+    a line seen before is not news (a passage re-cut, reordered or merged differently), a
+    line that shares most of its words with a seen one is an edit (a renamed entry, a
+    corrected date), anything else is a new entry."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self.keys = {line_key(line) for t in texts for line in t.splitlines() if line.strip()}
+        self._names = [set(tokens(_entry_name(k))) for k in self.keys]
+        self._versions = {v for k in self.keys for v in versions(k)}
+
+    def novelty(self, text: str) -> tuple[tuple[str, ...], int]:
+        """(the unseen lines of `text`, how many of them are new entries)."""
+        novel = []
+        entries = 0
+        for line in text.splitlines():
+            key = line_key(line)
+            if not key or key in self.keys:
+                continue
+            novel.append(line.strip())
+            entries += not self._is_edit(key)
+        return tuple(novel), entries
+
+    def _is_edit(self, key: str) -> bool:
+        if versions(key) - self._versions:
+            return False  # names a version never seen here: a new entry
+        words = set(tokens(_entry_name(key)))
+        if not words:
+            return True
+        return any(
+            len(words & seen) / len(words | seen) >= EDIT_OVERLAP
+            for seen in self._names
+            if seen & words
+        )
+
+
+def _entry_name(line: str) -> str:
+    """What names an entry: a table row's first cell, else the whole line (rows of one table
+    share their other columns, so only the first tells a new row from an edited one)."""
+    return line.split(" | ", 1)[0] if " | " in line else line
+
+
 def _price_met(signals: QuerySignals, text: str) -> bool:
     amounts = prices(text)
     if signals.price_below is not None:
@@ -193,11 +259,15 @@ def magnitude(change: Change) -> float:
 
 
 def facts(changes: Sequence[Change]) -> list[str]:
-    """The normalised facts reported: the words of what now stands, order, case, punctuation
-    and whitespace ignored."""
-    return sorted(
-        {w for c in changes if c.after for w in tokens(c.after) if len(w) > 1 or w.isdigit()}
-    )
+    """The normalised facts reported: the words of what is new (and the version of the release
+    section it is in), order, case, punctuation and whitespace ignored."""
+    words: set[str] = set()
+    for change in changes:
+        if change.after is None:
+            continue
+        words.update(w for w in tokens(change.focus) if len(w) > 1 or w.isdigit())
+        words.update(versions(change.context))  # the release the new lines belong to
+    return sorted(words)
 
 
 def fingerprint(changes: Sequence[Change]) -> str:
@@ -205,6 +275,8 @@ def fingerprint(changes: Sequence[Change]) -> str:
 
 
 SAME_FACTS = 0.7
+CONTAINED = 0.8
+CONTAINED_MIN_WORDS = 3
 _ORDINALS = {"st", "nd", "rd", "th"}
 
 
@@ -225,6 +297,8 @@ def already_reported(reported: Sequence[Sequence[str]], current: Sequence[str]) 
         union = mine | theirs
         if union and len(mine & theirs) / len(union) >= SAME_FACTS:
             return True
+        if len(mine) >= CONTAINED_MIN_WORDS and len(mine & theirs) / len(mine) >= CONTAINED:
+            return True  # a part of what was reported, back again (a re-dated, re-added item)
     return False
 
 

@@ -7,6 +7,7 @@ The check stays `running` from the content step until this finishes it (`changed
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import uuid
@@ -26,6 +27,7 @@ from torale.detection.decide import (
     THRESHOLDS,
     Change,
     Scored,
+    SeenLines,
     already_reported,
     extractive_summary,
     facts,
@@ -216,7 +218,7 @@ async def diff(session: AsyncSession, embedder: Embedder, job: Job) -> list[Chan
     gone = [h for h in old_hashes if h not in set(job.current.hashes)]
     params = {"source": job.source_id, "model": embedder.model_name}
     texts: dict[str, str] = dict(
-        (await session.execute(_TEXTS, {**params, "hashes": new_hashes + old_hashes}))
+        (await session.execute(_TEXTS, {**params, "hashes": [*job.current.hashes, *old_hashes]}))
         .tuples()
         .all()
     )
@@ -227,20 +229,24 @@ async def diff(session: AsyncSession, embedder: Embedder, job: Job) -> list[Chan
         ):
             nearest[new_hash] = (old_hash, float(similarity))
     context = dict(zip(job.current.hashes, headings_above(job.current, texts), strict=False))
+    seen_lines = SeenLines([snap.content for snap in job.window])
     changes: list[Change] = []
     matched_old: set[str] = set()
     for new_hash in new_hashes:
         after = texts.get(new_hash)
         if after is None:
             continue
+        novel, entries = seen_lines.novelty(after)
         old_hash, similarity = nearest.get(new_hash, ("", 0.0))
-        if similarity >= MODIFIED_SIMILARITY and old_hash in gone:
+        modified = similarity >= MODIFIED_SIMILARITY and old_hash in gone
+        if modified:
             matched_old.add(old_hash)
-            changes.append(
-                Change("modified", texts.get(old_hash), after, context.get(new_hash, ""))
-            )
-        else:
-            changes.append(Change("added", None, after, context.get(new_hash, "")))
+        if not novel:
+            continue  # every line was on the page recently: re-cut, reordered or restored
+        changes.append(
+            Change("modified" if modified else "added", texts.get(old_hash) if modified else None,
+                   after, context.get(new_hash, ""), novel=novel, new_entries=entries)
+        )  # fmt: skip
     if previous:
         old_context = dict(zip(previous.hashes, headings_above(previous, texts), strict=False))
         for old_hash in gone:
@@ -277,7 +283,7 @@ async def decide_passages(
     qvec = await query_vector(runtime, embedder, job)
     vectors = await embedder.embed([c.with_context[:2000] for c in considered])
     considered = [
-        Change(c.kind, c.before, c.after, c.context, float(np.dot(qvec, v)))
+        dataclasses.replace(c, semantic=float(np.dot(qvec, v)))
         for c, v in zip(considered, vectors, strict=True)
     ]
     scored = sorted(
@@ -377,7 +383,11 @@ async def record_alert(
     best = top[0]
     reported_facts = facts([s.change for s in top[:3]])
     if mode == "passages":
-        earlier = await session.scalars(_REPORTED, {"query": job.query_id})
+        earlier = list(await session.scalars(_REPORTED, {"query": job.query_id}))
+        if earlier and not read_query(job.raw_query).recurring:
+            # "tell me when X happens" is met once; "whenever"/"if it changes" asks for more
+            log.info("the query's one-time condition was already reported; no new alert")
+            return None
         if already_reported([list(f) for f in earlier if f], reported_facts):
             log.info("facts already reported for this query; no new alert")
             return None

@@ -27,6 +27,8 @@ _PLANNED = re.compile(
     re.IGNORECASE,
 )
 
+_RECURRING = re.compile(r"\b(chang\w*|updat\w*|each|every|always|any time|again)\b")
+
 STOPWORDS = frozenset(
     """a an the and or of to in on at for from by with about into is are was were be been being
     it its this that these those as if when whenever once me my i you your us we our let know
@@ -89,6 +91,7 @@ class QuerySignals:
     event_terms: frozenset[str]
     allows_planned: bool  # the query itself is about plans or schedules
     whenever: bool  # "whenever a new X": every new distinct fact counts
+    recurring: bool  # "whenever", "every time", "if X changes": not met once and done
 
     @property
     def wants_price(self) -> bool:
@@ -121,6 +124,7 @@ def read_query(*texts: str | None) -> QuerySignals:
     )
     events = frozenset(stem(w) for w in words if w in EVENT_WORDS or stem(w) in event_stems)
     lowered = text.lower()
+    whenever = bool(re.search(r"\b(whenever|every time|each time|any new|a new)\b", lowered))
     return QuerySignals(
         versions=frozenset(found_versions),
         numbers=frozenset(numbers),
@@ -129,5 +133,6 @@ def read_query(*texts: str | None) -> QuerySignals:
         terms=terms,
         event_terms=events,
         allows_planned=bool(re.search(r"\b(planned|schedul\w*|date|dates|expected)\b", lowered)),
-        whenever=bool(re.search(r"\b(whenever|every time|each time|any new|a new)\b", lowered)),
+        whenever=whenever,
+        recurring=whenever or bool(_RECURRING.search(lowered)),
     )
