@@ -46,10 +46,20 @@ def test_a_named_version_gates_relevance() -> None:
 
 def test_planned_is_not_done_and_done_after_planned_counts() -> None:
     signals = read_query("Tell me when Flask 3.0.0 is officially released.")
-    planned = score(signals, Change("added", None, "Unreleased", "Version 3.0.0", semantic=0.6))
+    planned = score(
+        signals,
+        Change("added", None, "Unreleased", "Version 3.0.0", semantic=0.6, section="Version 3.0.0"),
+    )
     done = score(
         signals,
-        Change("modified", "Unreleased", "Released 2023-09-30", "Version 3.0.0", semantic=0.6),
+        Change(
+            "modified",
+            "Unreleased",
+            "Released 2023-09-30",
+            "Version 3.0.0",
+            semantic=0.6,
+            section="Version 3.0.0",
+        ),
     )
     assert planned.relevance < 0.3 < done.relevance
     assert "was planned, now is not" in done.reasons
@@ -86,9 +96,11 @@ def test_passages_know_their_section() -> None:
         "h2": "Version 1.9", "s2": "Released 2024-01-10", "p2": "Fixes a crash on first start",
     }  # fmt: skip
     context = headings_above(Snapshot(uuid.uuid4(), hashes, kinds, ""), texts)
-    assert context[0] == "Unreleased"  # a heading is read with the status line under it
-    assert context[3] == "Version 2.0 > Added — Unreleased"  # a subsection keeps its release
-    assert context[6] == "Version 1.9 — Released 2024-01-10"
+    assert context[0].context == "Unreleased"  # a heading is read with the status line under it
+    assert (
+        context[3].context == "Version 2.0 > Added — Unreleased"
+    )  # a subsection keeps its release
+    assert context[6].context == "Version 1.9 — Released 2024-01-10"
 
 
 def test_page_text_cannot_escape_its_block_in_the_prompt() -> None:

@@ -55,6 +55,12 @@ class Passage:
     text: str
     hash: str
     kind: str
+    level: int = 0  # a heading's level (1 for h1), 0 when unknown or not a heading
+
+    @property
+    def label(self) -> str:
+        """The kind as stored with a snapshot: `heading:2` for an h2, else the kind."""
+        return f"{self.kind}:{self.level}" if self.level else self.kind
 
 
 @dataclass(frozen=True)
@@ -422,9 +428,10 @@ def _build_passages(fragments: list[_Fragment]) -> tuple[Passage, ...]:
         merged.append((kind, text))
         open_run = tiny
     return tuple(
-        Passage(index=i, text=text, hash=_hash_normalized(text), kind=kind)
+        Passage(index=i, text=text, hash=_hash_normalized(text), kind=kind.split(":")[0],
+                level=int(kind.split(":")[1]) if ":" in kind else 0)
         for i, (kind, text) in enumerate(merged)
-    )
+    )  # fmt: skip
 
 
 def _document(fragments: list[_Fragment], title: str | None, text: str | None = None) -> Document:
@@ -548,7 +555,7 @@ class _Walker:
                 self.emit(kind, "".join(buf))
                 buf = []
                 if role == _HEADING:
-                    self.emit("heading", _flatten(child, self.roles))
+                    self.emit(_heading_kind(child), _flatten(child, self.roles))
                 elif role == _ROW:
                     self.row(child)
                 elif role == _ITEM:
@@ -562,11 +569,19 @@ class _Walker:
         self.emit(kind, "".join(buf))
 
 
+def _heading_kind(el: Any) -> str:
+    """`heading:N` for an hN (trafilatura keeps the level as rend="hN"), else `heading`."""
+    name = el.get("rend") or el.tag
+    if isinstance(name, str) and len(name) == 2 and name[0] == "h" and name[1] in "123456":
+        return f"heading:{name[1]}"
+    return "heading"
+
+
 def _fragments(el: Any, roles: dict[str, str]) -> list[_Fragment]:
     walker = _Walker(roles)
     role = roles.get(el.tag) if isinstance(el.tag, str) else None
     if role == _HEADING:
-        walker.emit("heading", _flatten(el, roles))
+        walker.emit(_heading_kind(el), _flatten(el, roles))
     elif role == _ROW:
         walker.row(el)
     else:
@@ -880,7 +895,7 @@ def _is_flat_dump(body: Any) -> bool:
 # --------------------------------------------------------------------------- text, JSON, feeds
 
 _SETEXT_UNDERLINE = re.compile(r"^([=\-~^*+#`:.'\"_])\1{2,}$")
-_MD_HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*$")
+_MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*$")
 _BULLET = re.compile(r"^(?:[-*+\u2022]|\d{1,3}[.)])\s+")
 
 
@@ -906,7 +921,7 @@ def _text_fragments(text: str) -> list[_Fragment]:
             heading = _MD_HEADING.match(line)
             if heading:
                 _flush(fragments, current)
-                _flush(fragments, [heading.group(1)], "heading")
+                _flush(fragments, [heading.group(2)], f"heading:{len(heading.group(1))}")
             elif _BULLET.match(line):
                 _flush(fragments, current)
                 current.append(line)

@@ -202,7 +202,7 @@ async def store_snapshot(
                 "hash": document.text_hash,
                 "ctype": result.content_type,
                 "hashes": [p.hash for p in document.passages],
-                "kinds": [p.kind for p in document.passages],
+                "kinds": [p.label for p in document.passages],
                 "status": result.status,
             },
         )

@@ -41,6 +41,7 @@ class Change:
     # whole text is new), and how many of them are new entries rather than edits of old lines
     novel: tuple[str, ...] | None = None
     new_entries: int | None = None
+    section: str = ""  # the release heading it falls under, with its status line
 
     @property
     def text(self) -> str:
@@ -112,7 +113,7 @@ def score(signals: QuerySignals, change: Change, page: str = "") -> Scored:
 
     if signals.versions:
         # the passage and its own section, not the section before it
-        local = f"{change.context.split(' > ')[-1]}\n{change.text}"
+        local = f"{change.section}\n{change.text}"
         if any(version_matches(v, versions(local)) for v in signals.versions):
             relevance += 0.15
             reasons.append("names the version asked about")
@@ -135,7 +136,7 @@ def score(signals: QuerySignals, change: Change, page: str = "") -> Scored:
 
     if (
         change.after is not None
-        and mentions_planned(f"{change.context}\n{change.after}")
+        and mentions_planned(f"{change.section}\n{change.after}")
         and not signals.allows_planned
     ):
         relevance *= 0.25
@@ -266,7 +267,7 @@ def facts(changes: Sequence[Change]) -> list[str]:
         if change.after is None:
             continue
         words.update(w for w in tokens(change.focus) if len(w) > 1 or w.isdigit())
-        words.update(versions(change.context))  # the release the new lines belong to
+        words.update(versions(change.section))  # the release the new lines belong to
     return sorted(words)
 
 

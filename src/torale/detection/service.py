@@ -45,6 +45,7 @@ log = structlog.get_logger(__name__)
 
 PAGE_COSINE_THRESHOLD = 0.85
 STATUS_LINE_MAX = 60
+HEADING_MAX = 100
 MAX_CANDIDATES = 12
 QUERY_VECTOR_TTL = 7 * 86400
 
@@ -177,36 +178,74 @@ async def load(
     )
 
 
-def headings_above(snapshot: Snapshot, texts: dict[str, str]) -> list[str]:
-    """For each passage, its section: the release-like heading it falls under (one naming a
-    version, a date or a plan, e.g. "0.28.0 (28th November)" or "Unreleased"), the nearest
-    heading when that is a subsection ("Added"), and the short status line under the release
-    heading ("Released 2024-06-01"). A heading's own context is the status line below it."""
+@dataclass(frozen=True)
+class Where:
+    """Where a passage stands: its heading path ("Changelog > 0.28.0 (28th November) > Added
+    — Released"), and its release section (the innermost heading that names a version, a date
+    or a plan, with the status line under it), which the version and plan gates read."""
+
+    context: str
+    section: str
+
+
+def _heading(kind: str) -> tuple[bool, int]:
+    name, _, level = kind.partition(":")
+    return name == "heading", int(level) if level.isdigit() else 0
+
+
+def _is_release(heading: str) -> bool:
+    return bool(versions(heading) or mentions_planned(heading) or _DATE.search(heading))
+
+
+def _path(stack: list[tuple[int, str, str, bool]]) -> str:
+    """The headings above, without the page's title (an h1 other than a release): every
+    passage is under it, so it says nothing about this one (the page counts half anyway)."""
+    return " > ".join(h[1][:HEADING_MAX] for h in stack if h[0] > 1 or h[3])
+
+
+def _section(stack: list[tuple[int, str, str, bool]]) -> str:
+    inner = next((h for h in reversed(stack) if h[3]), None)
+    return " — ".join(p for p in (inner[1], inner[2]) if p) if inner else ""
+
+
+def headings_above(snapshot: Snapshot, texts: dict[str, str]) -> list[Where]:
+    """For each passage, the headings it falls under (by level; a heading of unknown level
+    is a release section when it names a version, date or plan, else a subsection of one),
+    and the short status line under its release heading ("Released 2024-06-01"). A heading's
+    own context is its parents and the status line below it."""
     kinds = [
         snapshot.kinds[i] if i < len(snapshot.kinds) else "" for i in range(len(snapshot.hashes))
     ]
     lines = [texts.get(h, "") for h in snapshot.hashes]
-    context: list[str] = []
-    release, nearest, status = "", "", ""
+    stack: list[tuple[int, str, str, bool]] = []  # (level, heading, status line, is release)
+    found: list[Where] = []
     for index, text_ in enumerate(lines):
-        if kinds[index] == "heading":
+        is_heading, level = _heading(kinds[index])
+        if is_heading:
             following = lines[index + 1] if index + 1 < len(lines) else ""
-            below = (
-                following
-                if kinds[index + 1 : index + 2] != ["heading"] and len(following) <= STATUS_LINE_MAX
-                else ""
+            next_is_heading = index + 1 < len(kinds) and _heading(kinds[index + 1])[0]
+            below = following if not next_is_heading and len(following) <= STATUS_LINE_MAX else ""
+            release = _is_release(text_)
+            if not level:
+                level = 2 if release else 3
+            while stack and stack[-1][0] >= level:
+                stack.pop()
+            parents = _path(stack)
+            found.append(
+                Where(
+                    " — ".join(p for p in (parents, below) if p),
+                    " — ".join(p for p in (text_, below) if p) if release else _section(stack),
+                )
             )
-            if versions(text_) or mentions_planned(text_) or _DATE.search(text_):
-                release, nearest, status = text_, "", below
-            else:
-                nearest = text_
-                if not release:
-                    status = below
-            context.append(" — ".join(p for p in (release if release != text_ else "", below) if p))
+            stack.append((level, text_, below, release))
             continue
-        path = " > ".join(p for p in (release, nearest) if p)
-        context.append(" — ".join(p for p in (path, status) if p and p != text_))
-    return context
+        path = _path(stack)
+        inner = next((h for h in reversed(stack) if h[3]), None)
+        status = inner[2] if inner else (stack[-1][2] if stack else "")
+        found.append(
+            Where(" — ".join(p for p in (path, status) if p and p != text_), _section(stack))
+        )
+    return found  # fmt: skip
 
 
 async def diff(session: AsyncSession, embedder: Embedder, job: Job) -> list[Change]:
@@ -228,7 +267,8 @@ async def diff(session: AsyncSession, embedder: Embedder, job: Job) -> list[Chan
             _NEAREST, {**params, "new": new_hashes, "old": old_hashes}
         ):
             nearest[new_hash] = (old_hash, float(similarity))
-    context = dict(zip(job.current.hashes, headings_above(job.current, texts), strict=False))
+    where = dict(zip(job.current.hashes, headings_above(job.current, texts), strict=False))
+    nowhere = Where("", "")
     seen_lines = SeenLines([snap.content for snap in job.window])
     changes: list[Change] = []
     matched_old: set[str] = set()
@@ -245,14 +285,21 @@ async def diff(session: AsyncSession, embedder: Embedder, job: Job) -> list[Chan
             continue  # every line was on the page recently: re-cut, reordered or restored
         changes.append(
             Change("modified" if modified else "added", texts.get(old_hash) if modified else None,
-                   after, context.get(new_hash, ""), novel=novel, new_entries=entries)
+                   after, where.get(new_hash, nowhere).context, novel=novel,
+                   new_entries=entries, section=where.get(new_hash, nowhere).section)
         )  # fmt: skip
     if previous:
-        old_context = dict(zip(previous.hashes, headings_above(previous, texts), strict=False))
+        old_where = dict(zip(previous.hashes, headings_above(previous, texts), strict=False))
         for old_hash in gone:
             if old_hash not in matched_old and old_hash in texts:
                 changes.append(
-                    Change("removed", texts[old_hash], None, old_context.get(old_hash, ""))
+                    Change(
+                        "removed",
+                        texts[old_hash],
+                        None,
+                        old_where[old_hash].context,
+                        section=old_where[old_hash].section,
+                    )
                 )
     return changes
 
