@@ -14,6 +14,7 @@ from torale.detection.signals import (
     mentions_planned,
     prices,
     stem,
+    stems,
     tokens,
     version_matches,
     versions,
@@ -42,6 +43,7 @@ class Change:
     novel: tuple[str, ...] | None = None
     new_entries: int | None = None
     section: str = ""  # the release heading it falls under, with its status line
+    headings: str = ""  # every heading above it, the page title included
 
     @property
     def text(self) -> str:
@@ -99,7 +101,17 @@ def lexical(signals: QuerySignals, text: str, page: str = "") -> float:
     return total / len(subject)
 
 
-def score(signals: QuerySignals, change: Change, page: str = "") -> Scored:
+def _is_a(target: str, change: Change) -> bool:
+    """Whether a new entry is the kind of thing asked about: its headings or its own words
+    name it, or, for a version or release, it names a version."""
+    if target in _GENERIC:
+        return bool(_GENERIC[target](f"{change.section}\n{change.focus}"))
+    return target in stems(f"{change.headings}\n{change.focus}")
+
+
+def score(
+    signals: QuerySignals, change: Change, page: str = "", elsewhere: frozenset[str] = frozenset()
+) -> Scored:
     """Relevance of one change to the query: meaning plus words, then the query's hard facts
     (a named version, a price threshold, planned-vs-done) gate it."""
     text = change.with_context
@@ -110,6 +122,15 @@ def score(signals: QuerySignals, change: Change, page: str = "") -> Scored:
     if signals.whenever and change.is_new_entry:
         relevance += 0.1  # "whenever a new X": a new entry is the kind of thing asked about
         reasons.append("a new entry")
+        if signals.target and _is_a(signals.target, change):
+            relevance += 0.15  # ... under a heading that names X ("Sponsors", "Subprocessors")
+            reasons.append(f"a new {signals.target}")
+    if signals.qualifiers and elsewhere:
+        # "a new OpenAI model": the page has a section for it, and this is not in it
+        other = signals.qualifiers & elsewhere - stems(f"{change.headings}\n{change.focus}")
+        if other:
+            relevance *= 0.5
+            reasons.append("in another section than " + ", ".join(sorted(other)))
 
     if signals.versions:
         # the passage and its own section, not the section before it

@@ -37,7 +37,7 @@ from torale.detection.decide import (
     severity,
 )
 from torale.detection.judge import LLMJudge
-from torale.detection.signals import mentions_planned, read_query, versions
+from torale.detection.signals import mentions_planned, read_query, stems, versions
 from torale.queue import NotifyAlert, enqueue
 from torale.worker_runtime import WorkerRuntime
 
@@ -186,6 +186,7 @@ class Where:
 
     context: str
     section: str
+    headings: str = ""  # every heading above, the page title included
 
 
 def _heading(kind: str) -> tuple[bool, int]:
@@ -235,6 +236,7 @@ def headings_above(snapshot: Snapshot, texts: dict[str, str]) -> list[Where]:
                 Where(
                     " — ".join(p for p in (parents, below) if p),
                     " — ".join(p for p in (text_, below) if p) if release else _section(stack),
+                    " > ".join(h[1] for h in stack),
                 )
             )
             stack.append((level, text_, below, release))
@@ -243,12 +245,22 @@ def headings_above(snapshot: Snapshot, texts: dict[str, str]) -> list[Where]:
         inner = next((h for h in reversed(stack) if h[3]), None)
         status = inner[2] if inner else (stack[-1][2] if stack else "")
         found.append(
-            Where(" — ".join(p for p in (path, status) if p and p != text_), _section(stack))
+            Where(
+                " — ".join(p for p in (path, status) if p and p != text_),
+                _section(stack),
+                " > ".join(h[1] for h in stack),
+            )
         )
     return found  # fmt: skip
 
 
-async def diff(session: AsyncSession, embedder: Embedder, job: Job) -> list[Change]:
+@dataclass(frozen=True)
+class Diff:
+    changes: list[Change]
+    heading_words: frozenset[str]  # stemmed words of the page's section headings
+
+
+async def diff(session: AsyncSession, embedder: Embedder, job: Job) -> Diff:
     """New passages (not seen in the recent window) as added/modified; vanished ones as removed."""
     seen = {h for snap in job.window for h in snap.hashes}
     previous = job.window[0] if job.window else None
@@ -286,7 +298,8 @@ async def diff(session: AsyncSession, embedder: Embedder, job: Job) -> list[Chan
         changes.append(
             Change("modified" if modified else "added", texts.get(old_hash) if modified else None,
                    after, where.get(new_hash, nowhere).context, novel=novel,
-                   new_entries=entries, section=where.get(new_hash, nowhere).section)
+                   new_entries=entries, section=where.get(new_hash, nowhere).section,
+                   headings=where.get(new_hash, nowhere).headings)
         )  # fmt: skip
     if previous:
         old_where = dict(zip(previous.hashes, headings_above(previous, texts), strict=False))
@@ -299,9 +312,16 @@ async def diff(session: AsyncSession, embedder: Embedder, job: Job) -> list[Chan
                         None,
                         old_where[old_hash].context,
                         section=old_where[old_hash].section,
+                        headings=old_where[old_hash].headings,
                     )
                 )
-    return changes
+    heading_words = {
+        word
+        for h, kind in zip(job.current.hashes, job.current.kinds, strict=False)
+        if kind.startswith("heading") and kind != "heading:1"
+        for word in stems(texts.get(h, ""))
+    }
+    return Diff(changes, frozenset(heading_words))
 
 
 async def query_vector(runtime: WorkerRuntime, embedder: Embedder, job: Job) -> np.ndarray:
@@ -320,10 +340,11 @@ async def query_vector(runtime: WorkerRuntime, embedder: Embedder, job: Job) -> 
 
 
 async def decide_passages(
-    runtime: WorkerRuntime, embedder: Embedder, job: Job, changes: list[Change]
+    runtime: WorkerRuntime, embedder: Embedder, job: Job, found: Diff
 ) -> tuple[list[Scored], str] | None:
     """(relevant changes, summary) when the condition is met, else None."""
     signals = read_query(job.raw_query, job.refined_query, job.condition)
+    changes = found.changes
     considered = [c for c in changes if c.kind != "removed"] or changes
     if not considered:
         return None
@@ -334,7 +355,10 @@ async def decide_passages(
         for c, v in zip(considered, vectors, strict=True)
     ]
     scored = sorted(
-        (score(signals, c, page=job.current.content[:3000]) for c in considered),
+        (
+            score(signals, c, page=job.current.content[:3000], elsewhere=found.heading_words)
+            for c in considered
+        ),
         key=lambda s: s.relevance,
         reverse=True,
     )
@@ -386,12 +410,13 @@ async def _detect(
         if job is None:
             log.info("check not awaiting detection; nothing to do")
             return None
-        changes = await diff(session, embedder, job)
+        found = await diff(session, embedder, job)
+        changes = found.changes
 
     mode = settings.detection_mode
     decision: tuple[list[Scored], str] | None
     if mode == "passages":
-        decision = await decide_passages(runtime, embedder, job, changes)
+        decision = await decide_passages(runtime, embedder, job, found)
     else:
         similarity = None
         if mode == "page_cosine" and job.window:

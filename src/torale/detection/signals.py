@@ -27,6 +27,14 @@ _PLANNED = re.compile(
     re.IGNORECASE,
 )
 
+# "a new third-party subprocessor to ...", "whenever a new OpenAI model is added": the kind of
+# entry asked about, up to the verb or preposition that ends the noun phrase
+_TARGET = re.compile(
+    r"\b(?:a|any|each|every) new ((?:[\w.+-]+\s+){0,3}?[\w.+-]+?)(?=\s*(?:[.,;:()!?]|$)|\s+"
+    r"(?:to|is|are|on|in|for|from|of|at|gets?|was|were|be|being|has|have|appears?|and|or|that|"
+    r"which|with)\b)",
+    re.IGNORECASE,
+)
 _RECURRING = re.compile(r"\b(chang\w*|updat\w*|each|every|always|any time|again)\b")
 
 STOPWORDS = frozenset(
@@ -53,8 +61,18 @@ def stem(word: str) -> str:
     """A light suffix stripper: enough to match 'announcing' with 'announced'."""
     for suffix in ("ements", "ement", "ing", "ers", "ied", "ies", "ed", "es", "er", "s"):
         if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            return word[: -len(suffix)]
+            return word[: -len(suffix)] + ("y" if suffix in ("ied", "ies") else "")
     return word
+
+
+def stems(text: str) -> set[str]:
+    """Stemmed words of a text, hyphenated words also by their parts ("third-party")."""
+    found = set()
+    for word in tokens(text):
+        found.add(stem(word))
+        if "-" in word:
+            found.update(stem(part) for part in word.split("-") if part)
+    return found
 
 
 def versions(text: str) -> set[str]:
@@ -92,6 +110,8 @@ class QuerySignals:
     allows_planned: bool  # the query itself is about plans or schedules
     whenever: bool  # "whenever a new X": every new distinct fact counts
     recurring: bool  # "whenever", "every time", "if X changes": not met once and done
+    target: str | None = None  # "a new OpenAI model": model (stemmed)
+    qualifiers: frozenset[str] = frozenset()  # ... and what kind of model: openai
 
     @property
     def wants_price(self) -> bool:
@@ -125,6 +145,14 @@ def read_query(*texts: str | None) -> QuerySignals:
     events = frozenset(stem(w) for w in words if w in EVENT_WORDS or stem(w) in event_stems)
     lowered = text.lower()
     whenever = bool(re.search(r"\b(whenever|every time|each time|any new|a new)\b", lowered))
+    target, qualifiers = None, frozenset[str]()
+    phrase = _TARGET.search(text)
+    if phrase:
+        *described, head = phrase.group(1).split()
+        target = stem(head.lower())
+        qualifiers = frozenset(
+            s for word in described for s in stems(word) if s not in stop_stems and len(s) > 1
+        )
     return QuerySignals(
         versions=frozenset(found_versions),
         numbers=frozenset(numbers),
@@ -135,4 +163,6 @@ def read_query(*texts: str | None) -> QuerySignals:
         allows_planned=bool(re.search(r"\b(planned|schedul\w*|date|dates|expected)\b", lowered)),
         whenever=whenever,
         recurring=whenever or bool(_RECURRING.search(lowered)),
+        target=target,
+        qualifiers=qualifiers,
     )
