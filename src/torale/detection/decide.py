@@ -44,6 +44,7 @@ class Change:
     new_entries: int | None = None
     section: str = ""  # the release heading it falls under, with its status line
     headings: str = ""  # every heading above it, the page title included
+    section_before: str | None = None  # its release section in the previous snapshot, if any
 
     @property
     def text(self) -> str:
@@ -101,6 +102,30 @@ def lexical(signals: QuerySignals, text: str, page: str = "") -> float:
     return total / len(subject)
 
 
+def _released(section: str) -> bool:
+    """A release section that says it is out: a date, or "released", and no plan."""
+    said = _DATE.search(section) or re.search(r"\breleased\b", section, re.IGNORECASE)
+    return bool(said) and not mentions_planned(section)
+
+
+def _was_planned(change: Change) -> bool:
+    """Planned before, done now: a passage that said "Unreleased"/"beta" and no longer does,
+    or a release section that had no date or a plan and now is released."""
+    if change.kind == "modified" and change.before is not None and mentions_planned(change.before):
+        return True
+    return (
+        change.section_before is not None
+        and _released(change.section)
+        and not _released(change.section_before)
+    )
+
+
+def _own_heading_terms(signals: QuerySignals, change: Change) -> set[str]:
+    """The query's subject words in the heading right above a change."""
+    own = change.headings.rsplit(" > ", 1)[-1]
+    return set((signals.terms - signals.event_terms) & stems(own)) if own else set()
+
+
 def _is_a(target: str, change: Change) -> bool:
     """Whether a new entry is the kind of thing asked about: its headings or its own words
     name it, or, for a version or release, it names a version."""
@@ -125,6 +150,11 @@ def score(
         if signals.target and _is_a(signals.target, change):
             relevance += 0.15  # ... under a heading that names X ("Sponsors", "Subprocessors")
             reasons.append(f"a new {signals.target}")
+    elif change.is_new_entry:
+        about = _own_heading_terms(signals, change)
+        if about:
+            relevance += 0.1  # new entries under a heading "Speakers" for "the speakers of X"
+            reasons.append("new under a heading about " + ", ".join(sorted(about)))
     if signals.qualifiers and elsewhere:
         # "a new OpenAI model": the page has a section for it, and this is not in it
         other = signals.qualifiers & elsewhere - stems(f"{change.headings}\n{change.focus}")
@@ -141,6 +171,11 @@ def score(
             if _DATE.search(text):
                 relevance += 0.05
                 reasons.append("dated")
+            if change.kind == "modified" and not any(
+                version_matches(v, versions(change.before or "")) for v in signals.versions
+            ):
+                relevance += 0.1
+                reasons.append("newly names the version asked about")
         else:
             return Scored(change, 0.0, ("does not name the version asked about",))
     if signals.numbers and not signals.numbers & set(tokens(text)):
@@ -162,16 +197,25 @@ def score(
     ):
         relevance *= 0.25
         reasons.append("planned or unreleased, not done")
-    elif (
-        change.kind == "modified"
-        and change.before is not None
-        and mentions_planned(change.before)
-        and not signals.allows_planned
-    ):
-        relevance += 0.2
-        reasons.append("was planned, now is not")
+    elif signals.wants_release and not signals.allows_planned:
+        if _was_planned(change):
+            relevance += 0.2
+            reasons.append("was planned, now is not")
+        elif (
+            signals.versions
+            and change.section
+            and not _released(change.section)
+            and not _DATE.search(change.focus)
+        ):
+            relevance *= 0.6  # "Version 3.1.0" with entries under it, but no release date
+            reasons.append("no release date yet")
 
-    if _only_numbers_changed(change) and not signals.wants_price and not signals.allows_planned:
+    if (
+        _only_numbers_changed(change)
+        and not signals.wants_price
+        and not signals.allows_planned
+        and "newly names the version asked about" not in reasons
+    ):
         relevance *= 0.3  # clocks, counters, view counts: the words did not change
         reasons.append("only numbers changed")
 

@@ -260,6 +260,12 @@ class Diff:
     heading_words: frozenset[str]  # stemmed words of the page's section headings
 
 
+def _before(sections: dict[frozenset[str], str], section: str) -> str | None:
+    """The same release section (by the versions its heading names) in the previous snapshot."""
+    key = frozenset(versions(section.split(" — ")[0]))
+    return sections.get(key) if key else None
+
+
 async def diff(session: AsyncSession, embedder: Embedder, job: Job) -> Diff:
     """New passages (not seen in the recent window) as added/modified; vanished ones as removed."""
     seen = {h for snap in job.window for h in snap.hashes}
@@ -282,6 +288,13 @@ async def diff(session: AsyncSession, embedder: Embedder, job: Job) -> Diff:
     where = dict(zip(job.current.hashes, headings_above(job.current, texts), strict=False))
     nowhere = Where("", "")
     seen_lines = SeenLines([snap.content for snap in job.window])
+    kinds = dict(zip(job.current.hashes, job.current.kinds, strict=False))
+    sections_before: dict[frozenset[str], str] = {}
+    if previous:
+        for place in headings_above(previous, texts):
+            sections_before.setdefault(
+                frozenset(versions(place.section.split(" — ")[0])), place.section
+            )
     changes: list[Change] = []
     matched_old: set[str] = set()
     for new_hash in new_hashes:
@@ -289,6 +302,8 @@ async def diff(session: AsyncSession, embedder: Embedder, job: Job) -> Diff:
         if after is None:
             continue
         novel, entries = seen_lines.novelty(after)
+        if kinds.get(new_hash, "").startswith("heading") and not _is_release(after):
+            entries = 0  # a new heading alone is structure; a release heading is an entry
         old_hash, similarity = nearest.get(new_hash, ("", 0.0))
         modified = similarity >= MODIFIED_SIMILARITY and old_hash in gone
         if modified:
@@ -299,7 +314,8 @@ async def diff(session: AsyncSession, embedder: Embedder, job: Job) -> Diff:
             Change("modified" if modified else "added", texts.get(old_hash) if modified else None,
                    after, where.get(new_hash, nowhere).context, novel=novel,
                    new_entries=entries, section=where.get(new_hash, nowhere).section,
-                   headings=where.get(new_hash, nowhere).headings)
+                   headings=where.get(new_hash, nowhere).headings,
+                   section_before=_before(sections_before, where.get(new_hash, nowhere).section))
         )  # fmt: skip
     if previous:
         old_where = dict(zip(previous.hashes, headings_above(previous, texts), strict=False))

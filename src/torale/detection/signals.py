@@ -35,6 +35,7 @@ _TARGET = re.compile(
     r"which|with)\b)",
     re.IGNORECASE,
 )
+_RELEASE_EVENT = re.compile(r"\b(releas\w*|publish\w*|announc\w*|launch\w*|availab\w*|ship\w*)\b")
 _RECURRING = re.compile(r"\b(chang\w*|updat\w*|each|every|always|any time|again)\b")
 
 STOPWORDS = frozenset(
@@ -44,7 +45,8 @@ STOPWORDS = frozenset(
     changes change changed update updated updates get gets got has have had do does did will would
     can could should may might is not no yes what which who whom how why where also just only
     officially official announce announced announces announcement publish published publishes
-    release released releases available becomes become made make adds added add""".split()
+    release released releases available becomes become made make adds added add
+    list lists table tables page pages site website section""".split()
 )
 # words that say "the thing happened" rather than name the thing: they may match, never required
 EVENT_WORDS = frozenset(
@@ -110,6 +112,7 @@ class QuerySignals:
     allows_planned: bool  # the query itself is about plans or schedules
     whenever: bool  # "whenever a new X": every new distinct fact counts
     recurring: bool  # "whenever", "every time", "if X changes": not met once and done
+    wants_release: bool = False  # asks for something to be released, published, launched...
     target: str | None = None  # "a new OpenAI model": model (stemmed)
     qualifiers: frozenset[str] = frozenset()  # ... and what kind of model: openai
 
@@ -163,6 +166,7 @@ def read_query(*texts: str | None) -> QuerySignals:
         allows_planned=bool(re.search(r"\b(planned|schedul\w*|date|dates|expected)\b", lowered)),
         whenever=whenever,
         recurring=whenever or bool(_RECURRING.search(lowered)),
+        wants_release=bool(_RELEASE_EVENT.search(lowered)),
         target=target,
         qualifiers=qualifiers,
     )
