@@ -16,7 +16,15 @@ from tests.conftest import make_runtime as make_test_runtime
 from tests.fakes.openai_server import FakeOpenAI
 from tests.pages import PageServer
 from torale.content.service import check_source
-from torale.detection.decide import THRESHOLDS, Change, already_reported, facts, fingerprint, score
+from torale.detection.decide import (
+    THRESHOLDS,
+    Change,
+    SeenLines,
+    already_reported,
+    facts,
+    fingerprint,
+    score,
+)
 from torale.detection.judge import build_messages
 from torale.detection.service import Snapshot, detect_changes, headings_above
 from torale.detection.signals import read_query
@@ -101,6 +109,70 @@ def test_passages_know_their_section() -> None:
         context[3].context == "Version 2.0 > Added — Unreleased"
     )  # a subsection keeps its release
     assert context[6].context == "Version 1.9 — Released 2024-01-10"
+
+
+def test_headings_nest_by_level_and_the_page_title_is_left_out() -> None:
+    hashes = ["t", "s", "p", "a", "x", "y"]
+    kinds = ["heading:1", "heading:2", "heading:3", "list_item", "heading:3", "list_item"]
+    texts = {"t": "Conf 2024", "s": "Sponsors", "p": "Patron", "a": "GitBook\nMongoDB",
+             "x": "Second", "y": "NGINX"}  # fmt: skip
+    where = headings_above(Snapshot(uuid.uuid4(), hashes, kinds, ""), texts)
+    assert where[3].context == "Sponsors > Patron"
+    assert where[5].context == "Sponsors > Second"  # a sibling h3 replaces Patron, not Sponsors
+    assert where[5].headings == "Conf 2024 > Sponsors > Second"  # the title still counts for X
+
+
+def test_only_unseen_lines_are_news_and_edits_are_not_new_entries() -> None:
+    seen = SeenLines(["Patron\n\nGitBook\nReadMe", "Splunk | Logging | United States"])
+    assert seen.novelty("ReadMe\nGitBook") == ((), 0)  # reordered or re-cut: nothing new
+    assert seen.novelty("GitBook\nReadMe\nMongoDB") == (("MongoDB",), 1)
+    # a table row is known by its first cell: the same name with new columns is an edit
+    assert seen.novelty("Splunk | Logging, search | United States") == (
+        ("Splunk | Logging, search | United States",), 0)  # fmt: skip
+    assert seen.novelty("xAI | Logging | United States")[1] == 1
+    assert seen.novelty("Version 2.0.1")[1] == 1  # a version never seen is a new entry
+
+
+def test_one_time_and_recurring_queries() -> None:
+    assert not read_query("Tell me when Flask 3.1.0 is released.").recurring
+    assert not read_query("Tell me if tickets for PyCon sell out.").recurring
+    assert read_query("Notify me whenever a new httpx version is released.").recurring
+    assert read_query("Notify me if the dates or venue of PyCon change.").recurring
+    model = read_query("Notify me whenever a new OpenAI model is added to the pricing table.")
+    assert (model.target, model.qualifiers) == ("model", {"openai"})
+    assert read_query("Alert me when a new security advisory is published.").target == "advisory"
+
+
+def test_a_new_entry_of_the_kind_asked_about_and_not_from_another_section() -> None:
+    sponsor = read_query("Alert me whenever PyCon 2024 announces a new sponsor.")
+    entry = Change("modified", "GitBook", "GitBook\nMongoDB", "Sponsors > Patron", semantic=0.3,
+                   novel=("MongoDB",), new_entries=1, headings="PyCon 2024 > Sponsors > Patron")  # fmt: skip
+    hit = score(sponsor, entry)
+    assert hit.relevance >= THRESHOLDS["medium"] and "a new sponsor" in hit.reasons
+    edit = Change("modified", "GitBook", "GitBook Inc.", "Sponsors > Patron", semantic=0.3,
+                  novel=("GitBook Inc.",), new_entries=0, headings="PyCon 2024 > Sponsors")  # fmt: skip
+    assert score(sponsor, edit).relevance < THRESHOLDS["medium"]
+
+    model = read_query("Notify me whenever a new OpenAI model is added to the pricing table.")
+    row = "Grok 4 | $3 | $15"
+    xai = Change("added", None, row, "Xai", semantic=0.5, novel=(row,), new_entries=1,
+                 headings="Prices > Xai")  # fmt: skip
+    other = score(model, xai, elsewhere=frozenset({"openai", "xai"}))
+    assert "in another section than openai" in other.reasons
+    assert other.relevance < THRESHOLDS["medium"]
+
+
+def test_a_release_section_that_gets_its_date_is_the_news() -> None:
+    signals = read_query("Notify me whenever a new Flask version is published.")
+    dated = Change("added", None, "Released 2023-05-01", "Version 2.3.2", semantic=0.4,
+                   novel=("Released 2023-05-01",), new_entries=0,
+                   section="Version 2.3.2 — Released 2023-05-01",
+                   section_before="Version 2.3.2 — Unreleased")  # fmt: skip
+    assert "was planned, now is not" in score(signals, dated).reasons
+    one = read_query("Tell me when Flask 3.1.0 is released.")
+    undated = Change("added", None, "Add an encoding parameter", "Version 3.1.0", semantic=0.5,
+                     section="Version 3.1.0")  # fmt: skip
+    assert "no release date yet" in score(one, undated).reasons
 
 
 def test_page_text_cannot_escape_its_block_in_the_prompt() -> None:
@@ -214,6 +286,54 @@ async def test_relevant_change_alerts_once_and_never_again(
     assert pg.execute(
         "select count(*) from change_alerts where user_query_id = %s", (monitor.query_id,)
     ).fetchone() == (1,)
+
+
+SPONSORS = """<html><head><title>PyCon Nowhere 2024</title></head><body><main><article>
+<h1>PyCon Nowhere 2024</h1>
+<p>A community conference about Python, in the town of Nowhere, on April 14-16, 2024.</p>
+<h2>Talks</h2><p>The call for proposals is open until January 15, 2024.</p>
+<h2>Sponsors</h2>
+<h3>Patron</h3><ul>{patrons}</ul>
+<h3>Supporter</h3><ul><li>Read the Docs</li></ul>
+<p>Last built {stamp}</p>
+</article></main></body></html>"""
+
+
+async def test_each_new_sponsor_alerts_and_a_reshuffle_does_not(
+    runtime: WorkerRuntime, pages: PageServer, pg: psycopg.Connection
+) -> None:
+    monitor = Monitor(
+        pg, pages.url("/conf"), "Alert me whenever PyCon Nowhere 2024 announces a new sponsor."
+    )
+
+    async def serve(patrons: list[str], stamp: str) -> dict[str, Any]:
+        items = "".join(f"<li>{name}</li>" for name in patrons)
+        pages.add("/conf", SPONSORS.format(patrons=items, stamp=stamp))
+        return await monitor.check(runtime)
+
+    await serve(["GitBook", "ReadMe"], "1")
+    first = await serve(["GitBook", "ReadMe", "MongoDB"], "2")
+    assert first["outcome"] == "alerted"
+    assert first["alerts"][0]["details"]["changes"][0]["after"].endswith("MongoDB")
+    assert (await serve(["ReadMe", "MongoDB", "GitBook"], "3"))["alerts"] == []  # reordered
+    assert (await serve(["ReadMe", "MongoDB"], "4"))["alerts"] == []  # one left
+    assert (await serve(["ReadMe", "MongoDB", "JetBrains"], "5"))["outcome"] == "alerted"
+
+
+async def test_a_one_time_condition_alerts_once(
+    runtime: WorkerRuntime, pages: PageServer, pg: psycopg.Connection
+) -> None:
+    monitor = Monitor(pg, pages.url("/once"), "Tell me when Widget 2.0 is released.")
+    pages.add("/once", PAGE.format(status="Unreleased", stamp="1"))
+    await monitor.check(runtime)
+    pages.add("/once", PAGE.format(status="Released 2024-06-01", stamp="2"))
+    assert (await monitor.check(runtime))["outcome"] == "alerted"
+    # more notes under the released version: the condition was met and reported already
+    more = PAGE.format(status="Released 2024-06-01", stamp="3").replace(
+        "</li></ul>", "</li><li>Widget 2.0 also adds a plugin API for custom loaders.</li></ul>", 1
+    )
+    pages.add("/once", more)
+    assert (await monitor.check(runtime))["alerts"] == []
 
 
 async def test_other_versions_do_not_meet_the_condition(
