@@ -286,8 +286,12 @@ def score(results: Sequence[CaseResult]) -> dict[str, Any]:
         "total": metrics(total, seconds),
         "categories": {name: metrics(*by_category[name]) for name in sorted(by_category)},
         "cases": [
-            {"id": r.case_id, "expected": list(r.expected), "predicted": list(r.predicted),
-             "check_ids": [c.check_id for c in r.checks]}
+            {
+                "id": r.case_id,
+                "expected": list(r.expected),
+                "predicted": list(r.predicted),
+                "check_ids": [c.check_id for c in r.checks],
+            }
             for r in results
         ],
     }

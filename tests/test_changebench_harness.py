@@ -138,7 +138,8 @@ def test_metrics_from_synthetic_predictions() -> None:
     assert (noise["precision"], noise["recall"], noise["f1"]) == (0.0, 0.0, 0.0)
     assert noise["false_alert_rate"] == 0.5
     assert report["cases"][1] == {
-        "id": "b", "expected": [None, "no_alert", "no_alert"], "predicted": [None, "no_alert", "alert"]}  # fmt: skip
+        "id": "b", "expected": [None, "no_alert", "no_alert"], "predicted": [None, "no_alert", "alert"],
+        "check_ids": []}  # fmt: skip
     json.dumps(report)  # the report is plain JSON
 
 
