@@ -44,6 +44,7 @@ class Change:
     new_entries: int | None = None
     section: str = ""  # the release heading it falls under, with its status line
     headings: str = ""  # every heading above it, the page title included
+    columns: str = ""  # a table row's column headers
     section_before: str | None = None  # its release section in the previous snapshot, if any
 
     @property
@@ -59,7 +60,8 @@ class Change:
 
     @property
     def with_context(self) -> str:
-        return f"{self.context}\n{self.focus}" if self.context else self.focus
+        """What the change is read as: its headings, a table's columns, and what is new."""
+        return "\n".join(p for p in (self.context, self.columns, self.focus) if p)
 
     @property
     def is_new_entry(self) -> bool:
@@ -102,6 +104,11 @@ def lexical(signals: QuerySignals, text: str, page: str = "") -> float:
     return total / len(subject)
 
 
+def _names_number(number: str, text: str) -> bool:
+    """"22" in "Node.js 22", "22.x" or "v22", not in "2024-10-22" or "1.22"."""
+    return re.search(rf"(?<![\w.-])v?{re.escape(number)}(?![\w-]|\.\d)", text) is not None
+
+
 def _released(section: str) -> bool:
     """A release section that says it is out: a date, or "released", and no plan."""
     said = _DATE.search(section) or re.search(r"\breleased\b", section, re.IGNORECASE)
@@ -131,7 +138,7 @@ def _is_a(target: str, change: Change) -> bool:
     name it, or, for a version or release, it names a version."""
     if target in _GENERIC:
         return bool(_GENERIC[target](f"{change.section}\n{change.focus}"))
-    return target in stems(f"{change.headings}\n{change.focus}")
+    return target in stems(f"{change.headings}\n{change.columns}\n{change.focus}")
 
 
 def score(
@@ -178,7 +185,7 @@ def score(
                 reasons.append("newly names the version asked about")
         else:
             return Scored(change, 0.0, ("does not name the version asked about",))
-    if signals.numbers and not signals.numbers & set(tokens(text)):
+    if signals.numbers and not any(_names_number(n, text) for n in signals.numbers):
         relevance *= 0.5
         reasons.append("does not name the number asked about")
 
@@ -341,8 +348,6 @@ def fingerprint(changes: Sequence[Change]) -> str:
 
 
 SAME_FACTS = 0.7
-CONTAINED = 0.8
-CONTAINED_MIN_WORDS = 3
 _ORDINALS = {"st", "nd", "rd", "th"}
 
 
@@ -363,8 +368,6 @@ def already_reported(reported: Sequence[Sequence[str]], current: Sequence[str]) 
         union = mine | theirs
         if union and len(mine & theirs) / len(union) >= SAME_FACTS:
             return True
-        if len(mine) >= CONTAINED_MIN_WORDS and len(mine & theirs) / len(mine) >= CONTAINED:
-            return True  # a part of what was reported, back again (a re-dated, re-added item)
     return False
 
 

@@ -46,6 +46,7 @@ log = structlog.get_logger(__name__)
 PAGE_COSINE_THRESHOLD = 0.85
 STATUS_LINE_MAX = 60
 HEADING_MAX = 100
+HEADER_MAX = 200
 MAX_CANDIDATES = 12
 QUERY_VECTOR_TTL = 7 * 86400
 
@@ -187,6 +188,7 @@ class Where:
     context: str
     section: str
     headings: str = ""  # every heading above, the page title included
+    columns: str = ""  # for a table row, the table's first row (its column headers)
 
 
 def _heading(kind: str) -> tuple[bool, int]:
@@ -220,8 +222,14 @@ def headings_above(snapshot: Snapshot, texts: dict[str, str]) -> list[Where]:
     lines = [texts.get(h, "") for h in snapshot.hashes]
     stack: list[tuple[int, str, str, bool]] = []  # (level, heading, status line, is release)
     found: list[Where] = []
+    header = ""  # the first row of the table being read
     for index, text_ in enumerate(lines):
         is_heading, level = _heading(kinds[index])
+        columns = header if kinds[index] == "table_row" and header else ""
+        if kinds[index] != "table_row":
+            header = ""
+        elif not header:
+            header = text_[:HEADER_MAX]
         if is_heading:
             following = lines[index + 1] if index + 1 < len(lines) else ""
             next_is_heading = index + 1 < len(kinds) and _heading(kinds[index + 1])[0]
@@ -249,6 +257,7 @@ def headings_above(snapshot: Snapshot, texts: dict[str, str]) -> list[Where]:
                 " — ".join(p for p in (path, status) if p and p != text_),
                 _section(stack),
                 " > ".join(h[1] for h in stack),
+                columns if columns != status else "",
             )
         )
     return found  # fmt: skip
@@ -315,6 +324,7 @@ async def diff(session: AsyncSession, embedder: Embedder, job: Job) -> Diff:
                    after, where.get(new_hash, nowhere).context, novel=novel,
                    new_entries=entries, section=where.get(new_hash, nowhere).section,
                    headings=where.get(new_hash, nowhere).headings,
+                   columns=where.get(new_hash, nowhere).columns,
                    section_before=_before(sections_before, where.get(new_hash, nowhere).section))
         )  # fmt: skip
     if previous:
@@ -329,6 +339,7 @@ async def diff(session: AsyncSession, embedder: Embedder, job: Job) -> Diff:
                         old_where[old_hash].context,
                         section=old_where[old_hash].section,
                         headings=old_where[old_hash].headings,
+                        columns=old_where[old_hash].columns,
                     )
                 )
     heading_words = {
