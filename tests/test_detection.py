@@ -133,6 +133,25 @@ def test_only_unseen_lines_are_news_and_edits_are_not_new_entries() -> None:
     assert seen.novelty("Version 2.0.1")[1] == 1  # a version never seen is a new entry
 
 
+def test_a_renamed_or_merged_row_is_an_edit_and_an_extended_name_is_a_new_row() -> None:
+    seen = SeenLines(["Azure (Microsoft) | Hosting\nTwilio | Email\nSendGrid | Email\n"
+                      "Amazon Web Services (AWS) | Hosting\nGPT-5.4 | $2 | $8\nGPT-5 Mini | $1"])  # fmt: skip
+    assert seen.novelty("Microsoft (Azure) | Hosting, AI")[1] == 0  # re-ordered
+    assert seen.novelty("Twilio (SendGrid) | Email")[1] == 0  # two rows merged
+    assert seen.novelty("Amazon Web Services Inc (AWS) | Hosting")[1] == 0  # legal form added
+    assert seen.novelty("GPT-5.4 Mini | $0.75 | $4.5")[1] == 1  # a new variant
+    assert seen.novelty("GPT-5.4 Nano | $0.2 | $1.25")[1] == 1
+
+
+def test_a_superseded_table_entry_is_news_despite_shared_columns() -> None:
+    openai = facts([Change("added", None, "OpenAI | AI Inference | United States",
+                          novel=("OpenAI | AI Inference | United States",))])  # fmt: skip
+    xai = facts([Change("added", None, "xAI | AI Inference | United States",
+                       novel=("xAI | AI Inference | United States",))])  # fmt: skip
+    assert not already_reported([openai], xai)
+    assert already_reported([openai], openai)
+
+
 def test_one_time_and_recurring_queries() -> None:
     assert not read_query("Tell me when Flask 3.1.0 is released.").recurring
     assert not read_query("Tell me if tickets for PyCon sell out.").recurring

@@ -105,7 +105,7 @@ def lexical(signals: QuerySignals, text: str, page: str = "") -> float:
 
 
 def _names_number(number: str, text: str) -> bool:
-    """"22" in "Node.js 22", "22.x" or "v22", not in "2024-10-22" or "1.22"."""
+    """ "22" in "Node.js 22", "22.x" or "v22", not in "2024-10-22" or "1.22"."""
     return re.search(rf"(?<![\w.-])v?{re.escape(number)}(?![\w-]|\.\d)", text) is not None
 
 
@@ -157,6 +157,9 @@ def score(
         if signals.target and _is_a(signals.target, change):
             relevance += 0.15  # ... under a heading that names X ("Sponsors", "Subprocessors")
             reasons.append(f"a new {signals.target}")
+    elif signals.target and change.kind != "removed" and not _was_planned(change):
+        relevance *= 0.6  # an edit, or a new heading alone, is not "a new X"
+        reasons.append(f"not a new {signals.target}")
     elif change.is_new_entry:
         about = _own_heading_terms(signals, change)
         if about:
@@ -270,7 +273,7 @@ class SeenLines:
 
     def __init__(self, texts: Sequence[str]) -> None:
         self.keys = {line_key(line) for t in texts for line in t.splitlines() if line.strip()}
-        self._names = [set(tokens(_entry_name(k))) for k in self.keys]
+        self._names = [set(tokens(_entry_name(k))) - LEGAL_FORMS for k in self.keys]
         self._versions = {v for k in self.keys for v in versions(k)}
 
     def novelty(self, text: str) -> tuple[tuple[str, ...], int]:
@@ -291,6 +294,8 @@ class SeenLines:
         words = set(tokens(_entry_name(key)))
         if not words:
             return True
+        if " | " in key:
+            return _renamed(words - LEGAL_FORMS, self._names)
         return any(
             len(words & seen) / len(words | seen) >= EDIT_OVERLAP
             for seen in self._names
@@ -298,9 +303,23 @@ class SeenLines:
         )
 
 
+LEGAL_FORMS = frozenset("inc llc ltd limited corp corporation co gmbh ag plc bv sa pty aka".split())
+
+
+def _renamed(words: set[str], names: Sequence[set[str]]) -> bool:
+    """A row name that is an earlier one renamed, shortened or re-ordered ("Grok 3 Mini" after
+    "Grok 3 Mini Beta"), or two earlier ones merged ("Twilio (SendGrid)"); not one extended
+    with a new word ("GPT-5.4 Mini" after "GPT-5.4" is a new model)."""
+    if not words or any(words <= seen for seen in names):
+        return True
+    inside = [seen for seen in names if seen and seen <= words]
+    return len(inside) >= 2 and set().union(*inside) == words
+
+
 def _entry_name(line: str) -> str:
     """What names an entry: a table row's first cell, else the whole line (rows of one table
-    share their other columns, so only the first tells a new row from an edited one)."""
+    share their other columns, so only the first tells a new row from an edited one; a first
+    cell with a word no earlier row had, "GPT-5.4 Mini" after "GPT-5.4", is a new row)."""
     return line.split(" | ", 1)[0] if " | " in line else line
 
 
@@ -340,6 +359,8 @@ def facts(changes: Sequence[Change]) -> list[str]:
             continue
         words.update(w for w in tokens(change.focus) if len(w) > 1 or w.isdigit())
         words.update(versions(change.section))  # the release the new lines belong to
+        words.update(_NAME + "-".join(tokens(line.split(" | ", 1)[0]))
+                     for line in change.focus.splitlines() if " | " in line)  # fmt: skip
     return sorted(words)
 
 
@@ -348,19 +369,22 @@ def fingerprint(changes: Sequence[Change]) -> str:
 
 
 SAME_FACTS = 0.7
+_NAME = "#"  # facts: "#xai" names a table row by its first cell
 _ORDINALS = {"st", "nd", "rd", "th"}
 
 
 def already_reported(reported: Sequence[Sequence[str]], current: Sequence[str]) -> bool:
     """The same facts, give or take a re-format or a corrected date: word-set overlap, and no
     version number that was not reported before (1.51.0 is news after 1.50.0)."""
-    mine = set(current)
+    names = {w for w in current if w.startswith(_NAME)}
+    mine = set(current) - names
     my_versions = {w for w in mine if "." in w and w.replace(".", "").isdigit()}
     my_words = {w for w in mine if w.isalpha() and w not in _ORDINALS}
     for earlier in reported:
         theirs = set(earlier)
-        if not my_versions <= theirs:
-            continue
+        if not (my_versions | names) <= theirs:
+            continue  # a version or a table entry that was not reported before
+        theirs -= {w for w in theirs if w.startswith(_NAME)}
         their_words = {w for w in theirs if w.isalpha() and w not in _ORDINALS}
         words = my_words | their_words
         if my_versions and words and len(my_words & their_words) / len(words) >= 0.5:

@@ -19,7 +19,7 @@ _BELOW = re.compile(
     r"\b(below|under|less than|cheaper than|drops? (?:below|under)|at most)\b", re.I
 )
 _ABOVE = re.compile(r"\b(above|over|more than|exceeds?|rises? (?:above|over)|at least)\b", re.I)
-_WORD = re.compile(r"[a-z][a-z0-9+#-]*|\d+(?:\.\d+)*")
+_WORD = re.compile(r"[a-z][a-z0-9+#-]*(?:\.\d+)*|\d+(?:\.\d+)*")  # "gpt-5.4" is one word
 _PLANNED = re.compile(
     r"\b(unreleased|upcoming|planned|tbd|tba|to be (?:announced|determined)|coming soon|"
     r"pre-?release|release candidate|rc\d*|beta\d*|alpha\d*|draft|expected|scheduled|"
