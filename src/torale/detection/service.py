@@ -200,10 +200,10 @@ def _is_release(heading: str) -> bool:
     return bool(versions(heading) or mentions_planned(heading) or _DATE.search(heading))
 
 
-def _path(stack: list[tuple[int, str, str, bool]]) -> str:
-    """The headings above, without the page's title (an h1 other than a release): every
+def _path(stack: list[tuple[int, str, str, bool]], title: int) -> str:
+    """The headings above, without the page's title (its one h1, unless a release): every
     passage is under it, so it says nothing about this one (the page counts half anyway)."""
-    return " > ".join(h[1][:HEADING_MAX] for h in stack if h[0] > 1 or h[3])
+    return " > ".join(h[1][:HEADING_MAX] for h in stack if h[0] != title or h[3])
 
 
 def _section(stack: list[tuple[int, str, str, bool]]) -> str:
@@ -223,6 +223,7 @@ def headings_above(snapshot: Snapshot, texts: dict[str, str]) -> list[Where]:
     stack: list[tuple[int, str, str, bool]] = []  # (level, heading, status line, is release)
     found: list[Where] = []
     header = ""  # the first row of the table being read
+    title = 1 if kinds.count("heading:1") == 1 else 0  # several h1s are sections, not a title
     for index, text_ in enumerate(lines):
         is_heading, level = _heading(kinds[index])
         columns = header if kinds[index] == "table_row" and header else ""
@@ -239,7 +240,7 @@ def headings_above(snapshot: Snapshot, texts: dict[str, str]) -> list[Where]:
                 level = 2 if release else 3
             while stack and stack[-1][0] >= level:
                 stack.pop()
-            parents = _path(stack)
+            parents = _path(stack, title)
             found.append(
                 Where(
                     " — ".join(p for p in (parents, below) if p),
@@ -249,7 +250,7 @@ def headings_above(snapshot: Snapshot, texts: dict[str, str]) -> list[Where]:
             )
             stack.append((level, text_, below, release))
             continue
-        path = _path(stack)
+        path = _path(stack, title)
         inner = next((h for h in reversed(stack) if h[3]), None)
         status = inner[2] if inner else (stack[-1][2] if stack else "")
         found.append(

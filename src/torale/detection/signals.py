@@ -30,7 +30,7 @@ _PLANNED = re.compile(
 # "a new third-party subprocessor to ...", "whenever a new OpenAI model is added": the kind of
 # entry asked about, up to the verb or preposition that ends the noun phrase
 _TARGET = re.compile(
-    r"\b(?:a|any|each|every) new ((?:[\w.+-]+\s+){0,3}?[\w.+-]+?)(?=\s*(?:[.,;:()!?]|$)|\s+"
+    r"(?<!the )\bnew ((?:[\w.+-]+\s+){0,3}?[\w.+-]+?)(?=\s*(?:[.,;:()!?]|$)|\s+"
     r"(?:to|is|are|on|in|for|from|of|at|gets?|was|were|be|being|has|have|appears?|and|or|that|"
     r"which|with)\b)",
     re.IGNORECASE,
@@ -147,7 +147,8 @@ def read_query(*texts: str | None) -> QuerySignals:
     )
     events = frozenset(stem(w) for w in words if w in EVENT_WORDS or stem(w) in event_stems)
     lowered = text.lower()
-    whenever = bool(re.search(r"\b(whenever|every time|each time|any new|a new)\b", lowered))
+    # "whenever", "a new X", "new sponsors": every new distinct fact counts ("the new X" is one)
+    whenever = bool(re.search(r"\b(whenever|every time|each time)\b|(?<!the )\bnew\b", lowered))
     target, qualifiers = None, frozenset[str]()
     phrase = _TARGET.search(text)
     if phrase:
