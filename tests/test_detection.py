@@ -152,6 +152,17 @@ def test_a_superseded_table_entry_is_news_despite_shared_columns() -> None:
     assert already_reported([openai], openai)
 
 
+def test_a_modified_row_reads_as_its_changed_cells() -> None:
+    columns = "Release | Status | Codename | End-of-life"
+    row = Change("modified", "22.x | Current | Jod | 2027-04-30", "22.x | Active LTS | Jod | 2027-04-30",
+                 "Release schedule", columns=columns)  # fmt: skip
+    assert row.cells_changed == "22.x — Status: Active LTS"
+    assert row.with_context == "Release schedule\n22.x — Status: Active LTS"
+    moved = Change("modified", "3.8 | security | 2024-10", "3.8 | 2019-10-14 | 2024-10-07 | x",
+                   "Unsupported", columns=columns)  # fmt: skip
+    assert moved.cells_changed == ""  # another shape: read whole, with the columns
+
+
 def test_one_time_and_recurring_queries() -> None:
     assert not read_query("Tell me when Flask 3.1.0 is released.").recurring
     assert not read_query("Tell me if tickets for PyCon sell out.").recurring

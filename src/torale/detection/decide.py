@@ -59,9 +59,26 @@ class Change:
         return "\n".join(self.novel)
 
     @property
+    def cells_changed(self) -> str:
+        """A modified table row as the cells that changed, under their column headers
+        ("3.12 — Status: stable"); empty when there are no headers or the row changed shape."""
+        if self.kind != "modified" or not (self.columns and self.before and self.after):
+            return ""
+        rows = [t.split(" | ") for t in (self.after, self.before, self.columns) if "\n" not in t]
+        if len(rows) != 3 or len({len(r) for r in rows}) != 1 or rows[0][0] != rows[1][0]:
+            return ""
+        new, old, names = rows
+        changed = [f"{name}: {value}" for name, value, was in zip(names, new, old, strict=True)
+                   if value != was]  # fmt: skip
+        return f"{new[0]} — {'; '.join(changed)}" if changed else ""
+
+    @property
     def with_context(self) -> str:
-        """What the change is read as: its headings, a table's columns, and what is new."""
-        return "\n".join(p for p in (self.context, self.columns, self.focus) if p)
+        """What the change is read as: its headings, then a table row's changed cells under
+        their column headers, or the table's columns and what is new."""
+        cells = self.cells_changed
+        parts = (self.context, cells) if cells else (self.context, self.columns, self.focus)
+        return "\n".join(p for p in parts if p)
 
     @property
     def is_new_entry(self) -> bool:
