@@ -163,6 +163,13 @@ def test_a_modified_row_reads_as_its_changed_cells() -> None:
     assert moved.cells_changed == ""  # another shape: read whole, with the columns
 
 
+def test_a_removal_counts_when_the_query_asks_for_one() -> None:
+    gone = Change("removed", "Python 3.8", None, "Supported Python versions", semantic=0.6)
+    dropped = score(read_query("Let me know when Flask drops support for Python 3.8."), gone)
+    assert dropped.relevance >= THRESHOLDS["medium"]
+    assert score(read_query("Tell me when Flask supports Python 3.8."), gone).relevance < 0.3
+
+
 def test_one_time_and_recurring_queries() -> None:
     assert not read_query("Tell me when Flask 3.1.0 is released.").recurring
     assert not read_query("Tell me if tickets for PyCon sell out.").recurring

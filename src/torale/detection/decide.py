@@ -246,7 +246,7 @@ def score(
         relevance *= 0.3  # clocks, counters, view counts: the words did not change
         reasons.append("only numbers changed")
 
-    if change.kind == "removed":
+    if change.kind == "removed" and not signals.wants_removal:
         relevance *= 0.3  # a disappearance rarely meets a condition (and flips back)
     return Scored(change, max(0.0, min(1.0, relevance)), tuple(reasons))
 

@@ -373,7 +373,9 @@ async def decide_passages(
     """(relevant changes, summary) when the condition is met, else None."""
     signals = read_query(job.raw_query, job.refined_query, job.condition)
     changes = found.changes
-    considered = [c for c in changes if c.kind != "removed"] or changes
+    considered = (
+        changes if signals.wants_removal else [c for c in changes if c.kind != "removed"] or changes
+    )
     if not considered:
         return None
     qvec = await query_vector(runtime, embedder, job)

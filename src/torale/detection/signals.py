@@ -36,6 +36,10 @@ _TARGET = re.compile(
     re.IGNORECASE,
 )
 _RELEASE_EVENT = re.compile(r"\b(releas\w*|publish\w*|announc\w*|launch\w*|availab\w*|ship\w*)\b")
+_REMOVAL_EVENT = re.compile(
+    r"\b(drop\w*|remov\w*|discontinu\w*|retir\w*|delist\w*|sunset\w*|no longer|taken down|"
+    r"pulled|withdrawn)\b"
+)
 _RECURRING = re.compile(r"\b(chang\w*|updat\w*|each|every|always|any time|again)\b")
 
 STOPWORDS = frozenset(
@@ -113,6 +117,7 @@ class QuerySignals:
     whenever: bool  # "whenever a new X": every new distinct fact counts
     recurring: bool  # "whenever", "every time", "if X changes": not met once and done
     wants_release: bool = False  # asks for something to be released, published, launched...
+    wants_removal: bool = False  # asks for something to be dropped, removed, discontinued...
     target: str | None = None  # "a new OpenAI model": model (stemmed)
     qualifiers: frozenset[str] = frozenset()  # ... and what kind of model: openai
 
@@ -168,6 +173,7 @@ def read_query(*texts: str | None) -> QuerySignals:
         whenever=whenever,
         recurring=whenever or bool(_RECURRING.search(lowered)),
         wants_release=bool(_RELEASE_EVENT.search(lowered)),
+        wants_removal=bool(_REMOVAL_EVENT.search(lowered)),
         target=target,
         qualifiers=qualifiers,
     )
