@@ -3,6 +3,7 @@ Pure functions: the service gathers passages and embeddings, this decides."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Sequence
@@ -289,9 +290,16 @@ class SeenLines:
     corrected date), anything else is a new entry."""
 
     def __init__(self, texts: Sequence[str]) -> None:
-        self.keys = {line_key(line) for t in texts for line in t.splitlines() if line.strip()}
-        self._names = [set(tokens(_entry_name(k))) - LEGAL_FORMS for k in self.keys]
-        self._versions = {v for k in self.keys for v in versions(k)}
+        raw = {line for t in texts for line in t.splitlines()}  # snapshots share most lines
+        self.keys = {key for key in map(line_key, raw) if key}
+
+    @functools.cached_property
+    def _names(self) -> list[set[str]]:
+        return [set(tokens(_entry_name(k))) - LEGAL_FORMS for k in self.keys]
+
+    @functools.cached_property
+    def _versions(self) -> set[str]:
+        return {v for k in self.keys for v in versions(k)}
 
     def novelty(self, text: str) -> tuple[tuple[str, ...], int]:
         """(the unseen lines of `text`, how many of them are new entries)."""
