@@ -170,6 +170,15 @@ def test_a_removal_counts_when_the_query_asks_for_one() -> None:
     assert score(read_query("Tell me when Flask supports Python 3.8."), gone).relevance < 0.3
 
 
+def test_a_date_moved_again_is_news_when_the_query_is_about_dates() -> None:
+    row = "3.14 | PEP 745 | feature | {} | 2030-10"
+    first = facts([Change("modified", None, row.format("2025-10-01"), section="3.14")])
+    again = facts([Change("modified", None, row.format("2025-10-07"), section="3.14")])
+    assert not already_reported([first], again, dates_matter=True)
+    assert already_reported([first], first, dates_matter=True)
+    assert already_reported([first], again)  # a corrected date of a reported release
+
+
 def test_one_time_and_recurring_queries() -> None:
     assert not read_query("Tell me when Flask 3.1.0 is released.").recurring
     assert not read_query("Tell me if tickets for PyCon sell out.").recurring

@@ -398,12 +398,17 @@ _NAME = "#"  # facts: "#xai" names a table row by its first cell
 _ORDINALS = {"st", "nd", "rd", "th"}
 
 
-def already_reported(reported: Sequence[Sequence[str]], current: Sequence[str]) -> bool:
+def already_reported(
+    reported: Sequence[Sequence[str]], current: Sequence[str], *, dates_matter: bool = False
+) -> bool:
     """The same facts, give or take a re-format or a corrected date: word-set overlap, and no
-    version number that was not reported before (1.51.0 is news after 1.50.0)."""
+    version number that was not reported before (1.51.0 is news after 1.50.0). When the query
+    is about dates, a number not reported before is news too (a date moved again)."""
     names = {w for w in current if w.startswith(_NAME)}
     mine = set(current) - names
     my_versions = {w for w in mine if "." in w and w.replace(".", "").isdigit()}
+    if dates_matter:
+        names |= {w for w in mine if w.isdigit()}
     my_words = {w for w in mine if w.isalpha() and w not in _ORDINALS}
     for earlier in reported:
         theirs = set(earlier)

@@ -490,7 +490,10 @@ async def record_alert(
             # "tell me when X happens" is met once; "whenever"/"if it changes" asks for more
             log.info("the query's one-time condition was already reported; no new alert")
             return None
-        if already_reported([list(f) for f in earlier if f], reported_facts):
+        dates_matter = read_query(job.raw_query, job.refined_query, job.condition).allows_planned
+        if already_reported(
+            [list(f) for f in earlier if f], reported_facts, dates_matter=dates_matter
+        ):
             log.info("facts already reported for this query; no new alert")
             return None
         key = fingerprint([s.change for s in top[:3]])
