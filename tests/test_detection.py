@@ -360,7 +360,9 @@ async def test_each_new_sponsor_alerts_and_a_reshuffle_does_not(
     await serve(["GitBook", "ReadMe"], "1")
     first = await serve(["GitBook", "ReadMe", "MongoDB"], "2")
     assert first["outcome"] == "alerted"
-    assert first["alerts"][0]["details"]["changes"][0]["after"].endswith("MongoDB")
+    evidence = first["alerts"][0]["details"]["changes"][0]
+    assert evidence["after"].endswith("MongoDB") and evidence["new_lines"] == ["MongoDB"]
+    assert evidence["section"] == "Sponsors > Patron" and "a new sponsor" in evidence["reasons"]
     assert (await serve(["ReadMe", "MongoDB", "GitBook"], "3"))["alerts"] == []  # reordered
     assert (await serve(["ReadMe", "MongoDB"], "4"))["alerts"] == []  # one left
     assert (await serve(["ReadMe", "MongoDB", "JetBrains"], "5"))["outcome"] == "alerted"

@@ -505,6 +505,7 @@ async def record_alert(
         "changes": [
             {"kind": s.change.kind, "before": s.change.before, "after": s.change.after,
              "section": s.change.context or None, "relevance": round(s.relevance, 3),
+             "new_lines": list(s.change.novel) if s.change.novel is not None else None,
              "reasons": list(s.reasons)}
             for s in top
         ],
