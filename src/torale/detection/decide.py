@@ -159,97 +159,112 @@ def _is_a(target: str, change: Change) -> bool:
     return target in stems(f"{change.headings}\n{change.columns}\n{change.focus}")
 
 
+@dataclass
+class _Tally:
+    """A relevance being worked out, with the reasons for each step."""
+
+    relevance: float
+    reasons: list[str] = field(default_factory=list)
+
+    def add(self, amount: float, why: str) -> None:
+        self.relevance += amount
+        self.reasons.append(why)
+
+    def scale(self, factor: float, why: str) -> None:
+        self.relevance *= factor
+        self.reasons.append(why)
+
+
 def score(
     signals: QuerySignals, change: Change, page: str = "", elsewhere: frozenset[str] = frozenset()
 ) -> Scored:
-    """Relevance of one change to the query: meaning plus words, then the query's hard facts
-    (a named version, a price threshold, planned-vs-done) gate it."""
+    """Relevance of one change to the query: meaning plus words, then what the query's wording
+    says about entries, then its hard facts (a named version, a price threshold, planned vs
+    done) gate it. `elsewhere`: the words of the page's section headings."""
     text = change.with_context
-    reasons: list[str] = []
-    relevance = SEMANTIC_WEIGHT * change.semantic + (1 - SEMANTIC_WEIGHT) * lexical(
-        signals, text, page
-    )
-    if signals.whenever and change.is_new_entry:
-        relevance += 0.1  # "whenever a new X": a new entry is the kind of thing asked about
-        reasons.append("a new entry")
-        if signals.target and _is_a(signals.target, change):
-            relevance += 0.15  # ... under a heading that names X ("Sponsors", "Subprocessors")
-            reasons.append(f"a new {signals.target}")
-    elif signals.target and change.kind != "removed" and not _was_planned(change):
-        relevance *= 0.6  # an edit, or a new heading alone, is not "a new X"
-        reasons.append(f"not a new {signals.target}")
-    elif change.is_new_entry:
-        about = _own_heading_terms(signals, change)
-        if about:
-            relevance += 0.1  # new entries under a heading "Speakers" for "the speakers of X"
-            reasons.append("new under a heading about " + ", ".join(sorted(about)))
-    if signals.qualifiers and elsewhere:
-        # "a new OpenAI model": the page has a section for it, and this is not in it
-        other = signals.qualifiers & elsewhere - stems(f"{change.headings}\n{change.focus}")
-        if other:
-            relevance *= 0.5
-            reasons.append("in another section than " + ", ".join(sorted(other)))
-
+    semantic = SEMANTIC_WEIGHT * change.semantic
+    tally = _Tally(semantic + (1 - SEMANTIC_WEIGHT) * lexical(signals, text, page))
+    _weigh_entry(signals, change, elsewhere, tally)
     if signals.versions:
-        # the passage and its own section, not the section before it
-        local = f"{change.section}\n{change.text}"
-        if any(version_matches(v, versions(local)) for v in signals.versions):
-            relevance += 0.15
-            reasons.append("names the version asked about")
-            if _DATE.search(text):
-                relevance += 0.05
-                reasons.append("dated")
-            if change.kind == "modified" and not any(
-                version_matches(v, versions(change.before or "")) for v in signals.versions
-            ):
-                relevance += 0.1
-                reasons.append("newly names the version asked about")
-        else:
+        # the passage and its own release section, not the section before it
+        if not any(
+            version_matches(v, versions(f"{change.section}\n{change.text}"))
+            for v in signals.versions
+        ):
             return Scored(change, 0.0, ("does not name the version asked about",))
+        _weigh_version(signals, change, text, tally)
     if signals.numbers and not any(_names_number(n, text) for n in signals.numbers):
-        relevance *= 0.5
-        reasons.append("does not name the number asked about")
-
+        tally.scale(0.5, "does not name the number asked about")
     if signals.wants_price:
-        met = _price_met(signals, change.after or "")
-        if not met:
+        if not _price_met(signals, change.after or ""):
             return Scored(change, 0.0, ("no price meets the threshold",))
         was_met = _price_met(signals, change.before or "")
-        relevance = max(relevance, 0.9 if not was_met else 0.3)
-        reasons.append("price meets the threshold")
-
-    if (
-        change.after is not None
-        and mentions_planned(f"{change.section}\n{change.after}")
-        and not signals.allows_planned
-    ):
-        relevance *= 0.25
-        reasons.append("planned or unreleased, not done")
-    elif signals.wants_release and not signals.allows_planned:
-        if _was_planned(change):
-            relevance += 0.2
-            reasons.append("was planned, now is not")
-        elif (
-            signals.versions
-            and change.section
-            and not _released(change.section)
-            and not _DATE.search(change.focus)
-        ):
-            relevance *= 0.6  # "Version 3.1.0" with entries under it, but no release date
-            reasons.append("no release date yet")
-
+        tally.relevance = max(tally.relevance, 0.9 if not was_met else 0.3)
+        tally.reasons.append("price meets the threshold")
+    _weigh_state(signals, change, tally)
     if (
         _only_numbers_changed(change)
         and not signals.wants_price
         and not signals.allows_planned
-        and "newly names the version asked about" not in reasons
+        and "newly names the version asked about" not in tally.reasons
     ):
-        relevance *= 0.3  # clocks, counters, view counts: the words did not change
-        reasons.append("only numbers changed")
-
+        tally.scale(0.3, "only numbers changed")  # clocks, counters: the words did not change
     if change.kind == "removed" and not signals.wants_removal:
-        relevance *= 0.3  # a disappearance rarely meets a condition (and flips back)
-    return Scored(change, max(0.0, min(1.0, relevance)), tuple(reasons))
+        tally.relevance *= 0.3  # a disappearance rarely meets a condition (and flips back)
+    return Scored(change, max(0.0, min(1.0, tally.relevance)), tuple(tally.reasons))
+
+
+def _weigh_entry(
+    signals: QuerySignals, change: Change, elsewhere: frozenset[str], tally: _Tally
+) -> None:
+    """ "Whenever a new X": a new entry is the kind of thing asked about, more so under a
+    heading naming X; an edit is not. For other queries, a new entry under a heading with the
+    query's words ("Speakers") counts a little. An entry in another section than the one the
+    query names ("a new OpenAI model" in the xAI table) counts half."""
+    if signals.whenever and change.is_new_entry:
+        tally.add(0.1, "a new entry")
+        if signals.target and _is_a(signals.target, change):
+            tally.add(0.15, f"a new {signals.target}")
+    elif signals.target and change.kind != "removed" and not _was_planned(change):
+        tally.scale(0.6, f"not a new {signals.target}")
+    elif change.is_new_entry:
+        about = _own_heading_terms(signals, change)
+        if about:
+            tally.add(0.1, "new under a heading about " + ", ".join(sorted(about)))
+    if signals.qualifiers and elsewhere:
+        other = signals.qualifiers & elsewhere - stems(f"{change.headings}\n{change.focus}")
+        if other:
+            tally.scale(0.5, "in another section than " + ", ".join(sorted(other)))
+
+
+def _weigh_version(signals: QuerySignals, change: Change, text: str, tally: _Tally) -> None:
+    """The change names the version asked about: more so dated, or named for the first time."""
+    tally.add(0.15, "names the version asked about")
+    if _DATE.search(text):
+        tally.add(0.05, "dated")
+    if change.kind == "modified" and not any(
+        version_matches(v, versions(change.before or "")) for v in signals.versions
+    ):
+        tally.add(0.1, "newly names the version asked about")
+
+
+def _weigh_state(signals: QuerySignals, change: Change, tally: _Tally) -> None:
+    """Planned is not done; planned-then-done is the news; a named version with no release
+    date is not released yet."""
+    if signals.allows_planned:
+        return
+    if change.after is not None and mentions_planned(f"{change.section}\n{change.after}"):
+        tally.scale(0.25, "planned or unreleased, not done")
+    elif signals.wants_release and _was_planned(change):
+        tally.add(0.2, "was planned, now is not")
+    elif (
+        signals.wants_release
+        and signals.versions
+        and change.section
+        and not _released(change.section)
+        and not _DATE.search(change.focus)
+    ):
+        tally.scale(0.6, "no release date yet")  # "Version 3.1.0" with entries, no date
 
 
 _DATE = re.compile(
