@@ -179,6 +179,19 @@ def test_a_date_moved_again_is_news_when_the_query_is_about_dates() -> None:
     assert already_reported([first], again)  # a corrected date of a reported release
 
 
+def test_a_passage_replaced_in_its_place_is_a_modification() -> None:
+    from torale.detection.service import _replacements
+
+    slot = {"n1": ("Registration", "paragraph"), "n2": ("Talks", "list_item")}
+    old_slot = {"o1": ("Registration", "paragraph"), "o2": ("Talks", "paragraph")}
+    found = _replacements(["n1", "n2"], ["o1", "o2"], {}, slot, old_slot)
+    assert found == {"n1": "o1"}  # n2 is a list item where a paragraph was: not its successor
+    opening = read_query("Tell me when tickets for PyCon US 2025 go on sale.")
+    change = Change("modified", "Registration will open in December.",
+                    "Registration is now open! Buy your tickets.", "Registration", semantic=0.45)  # fmt: skip
+    assert "was planned, now is not" in score(opening, change).reasons
+
+
 def test_one_time_and_recurring_queries() -> None:
     assert not read_query("Tell me when Flask 3.1.0 is released.").recurring
     assert not read_query("Tell me if tickets for PyCon sell out.").recurring

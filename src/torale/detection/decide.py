@@ -78,7 +78,8 @@ class Change:
         """What the change is read as: its headings, then a table row's changed cells under
         their column headers, or the table's columns and what is new."""
         cells = self.cells_changed
-        parts = (self.context, cells) if cells else (self.context, self.columns, self.focus)
+        columns = self.columns if self.columns not in self.context else ""
+        parts = (self.context, cells) if cells else (self.context, columns, self.focus)
         return "\n".join(p for p in parts if p)
 
     @property

@@ -258,7 +258,7 @@ def headings_above(snapshot: Snapshot, texts: dict[str, str]) -> list[Where]:
                 " — ".join(p for p in (path, status) if p and p != text_),
                 _section(stack),
                 " > ".join(h[1] for h in stack),
-                columns if columns != status else "",
+                columns,
             )
         )
     return found  # fmt: skip
@@ -268,6 +268,36 @@ def headings_above(snapshot: Snapshot, texts: dict[str, str]) -> list[Where]:
 class Diff:
     changes: list[Change]
     heading_words: frozenset[str]  # stemmed words of the page's section headings
+
+
+def _replacements(
+    fresh: list[str],
+    gone: list[str],
+    nearest: dict[str, tuple[str, float]],
+    slot: dict[str, tuple[str, str]],
+    old_slot: dict[str, tuple[str, str]],
+) -> dict[str, str]:
+    """Which vanished passage each new one replaced: its nearest old passage when close
+    (cosine >= MODIFIED_SIMILARITY), else the one vanished passage of the same kind that
+    stood in the same place (same headings) when it alone was replaced there ("Registration
+    will open in December" -> "Registration is now open"). `slot`: (headings, kind)."""
+    replaced: dict[str, str] = {}
+    for new_hash in fresh:
+        old_hash, similarity = nearest.get(new_hash, ("", 0.0))
+        if similarity >= MODIFIED_SIMILARITY and old_hash in gone:
+            replaced[new_hash] = old_hash
+    taken = set(replaced.values())
+    places: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
+    for new_hash in fresh:
+        if new_hash not in replaced and slot.get(new_hash, ("", ""))[0]:
+            places.setdefault(slot[new_hash], ([], []))[0].append(new_hash)
+    for old_hash in gone:
+        if old_hash not in taken and old_slot.get(old_hash, ("", ""))[0]:
+            places.setdefault(old_slot[old_hash], ([], []))[1].append(old_hash)
+    for added, vanished in places.values():
+        if len(added) == 1 and len(vanished) == 1:
+            replaced[added[0]] = vanished[0]
+    return replaced
 
 
 def _before(sections: dict[frozenset[str], str], section: str) -> str | None:
@@ -305,44 +335,40 @@ async def diff(session: AsyncSession, embedder: Embedder, job: Job) -> Diff:
             sections_before.setdefault(
                 frozenset(versions(place.section.split(" — ")[0])), place.section
             )
+    old_where = (
+        dict(zip(previous.hashes, headings_above(previous, texts), strict=False))
+        if previous
+        else {}
+    )
+    fresh = [h for h in new_hashes if h in texts]
+    old_kinds = dict(zip(previous.hashes, previous.kinds, strict=False)) if previous else {}
+    slot = {h: (where[h].context, kinds.get(h, "")) for h in fresh if h in where}
+    old_slot = {h: (old_where[h].context, old_kinds.get(h, "")) for h in gone if h in old_where}
+    replaced = _replacements(fresh, gone, nearest, slot, old_slot)
     changes: list[Change] = []
-    matched_old: set[str] = set()
-    for new_hash in new_hashes:
-        after = texts.get(new_hash)
-        if after is None:
-            continue
+    for new_hash in fresh:
+        after = texts[new_hash]
         novel, entries = seen_lines.novelty(after)
-        if kinds.get(new_hash, "").startswith("heading") and not _is_release(after):
-            entries = 0  # a new heading alone is structure; a release heading is an entry
-        old_hash, similarity = nearest.get(new_hash, ("", 0.0))
-        modified = similarity >= MODIFIED_SIMILARITY and old_hash in gone
-        if modified:
-            matched_old.add(old_hash)
         if not novel:
             continue  # every line was on the page recently: re-cut, reordered or restored
+        if kinds.get(new_hash, "").startswith("heading") and not _is_release(after):
+            entries = 0  # a new heading alone is structure; a release heading is an entry
+        old_hash = replaced.get(new_hash)
+        place = where.get(new_hash, nowhere)
         changes.append(
-            Change("modified" if modified else "added", texts.get(old_hash) if modified else None,
-                   after, where.get(new_hash, nowhere).context, novel=novel,
-                   new_entries=entries, section=where.get(new_hash, nowhere).section,
-                   headings=where.get(new_hash, nowhere).headings,
-                   columns=where.get(new_hash, nowhere).columns,
-                   section_before=_before(sections_before, where.get(new_hash, nowhere).section))
+            Change("modified" if old_hash else "added", texts.get(old_hash or ""), after,
+                   place.context, novel=novel, new_entries=entries, section=place.section,
+                   headings=place.headings, columns=place.columns,
+                   section_before=_before(sections_before, place.section))
         )  # fmt: skip
-    if previous:
-        old_where = dict(zip(previous.hashes, headings_above(previous, texts), strict=False))
-        for old_hash in gone:
-            if old_hash not in matched_old and old_hash in texts:
-                changes.append(
-                    Change(
-                        "removed",
-                        texts[old_hash],
-                        None,
-                        old_where[old_hash].context,
-                        section=old_where[old_hash].section,
-                        headings=old_where[old_hash].headings,
-                        columns=old_where[old_hash].columns,
-                    )
-                )
+    matched_old = set(replaced.values())
+    for old_hash in gone:
+        if old_hash not in matched_old and old_hash in texts:
+            place = old_where[old_hash]
+            changes.append(
+                Change("removed", texts[old_hash], None, place.context, section=place.section,
+                       headings=place.headings, columns=place.columns)
+            )  # fmt: skip
     heading_words = {
         word
         for h, kind in zip(job.current.hashes, job.current.kinds, strict=False)

@@ -23,7 +23,8 @@ _WORD = re.compile(r"[a-z][a-z0-9+#-]*(?:\.\d+)*|\d+(?:\.\d+)*")  # "gpt-5.4" is
 _PLANNED = re.compile(
     r"\b(unreleased|upcoming|planned|tbd|tba|to be (?:announced|determined)|coming soon|"
     r"pre-?release|release candidate|rc\d*|beta\d*|alpha\d*|draft|expected|scheduled|"
-    r"not (?:yet )?(?:released|available))\b|\?\?",
+    r"not (?:yet )?(?:released|available|open)|will (?:open|launch|start|begin|go on sale|be "
+    r"(?:released|available|published|announced)))\b|\?\?",
     re.IGNORECASE,
 )
 
@@ -35,7 +36,9 @@ _TARGET = re.compile(
     r"which|with)\b)",
     re.IGNORECASE,
 )
-_RELEASE_EVENT = re.compile(r"\b(releas\w*|publish\w*|announc\w*|launch\w*|availab\w*|ship\w*)\b")
+_RELEASE_EVENT = re.compile(
+    r"\b(releas\w*|publish\w*|announc\w*|launch\w*|availab\w*|ship\w*|on sale|opens?|goes live)\b"
+)
 _REMOVAL_EVENT = re.compile(
     r"\b(drop\w*|remov\w*|discontinu\w*|retir\w*|delist\w*|sunset\w*|no longer|taken down|"
     r"pulled|withdrawn)\b"
@@ -45,7 +48,7 @@ _RECURRING = re.compile(r"\b(chang\w*|updat\w*|each|every|always|any time|again)
 STOPWORDS = frozenset(
     """a an the and or of to in on at for from by with about into is are was were be been being
     it its this that these those as if when whenever once me my i you your us we our let know
-    tell notify alert ping email message please any new some all there their them then than
+    tell notify alert ping email message please any new some all there their them then than go
     changes change changed update updated updates get gets got has have had do does did will would
     can could should may might is not no yes what which who whom how why where also just only
     officially official announce announced announces announcement publish published publishes
@@ -55,7 +58,8 @@ STOPWORDS = frozenset(
 # words that say "the thing happened" rather than name the thing: they may match, never required
 EVENT_WORDS = frozenset(
     """release released releases releasing announce announced announcing announcement publish
-    published available availability becomes added adds launch launched opens open new""".split()
+    published available availability becomes added adds launch launched opens open new reach
+    reaches reached hit hits""".split()
 )
 
 
