@@ -192,6 +192,31 @@ def test_a_passage_replaced_in_its_place_is_a_modification() -> None:
     assert "was planned, now is not" in score(opening, change).reasons
 
 
+def test_spelling_fixes_and_other_models_are_not_news() -> None:
+    go = read_query("Notify me if the planned release date of Go 1.24 changes.")
+    fix = Change("modified", "Go 1.24 is expected to be relased in February 2025.",
+                 "Go 1.24 is expected to be released in February 2025.", "Go 1.24", semantic=0.7)  # fmt: skip
+    assert "a spelling or punctuation fix" in score(go, fix).reasons
+    done = Change("modified", "Status: Unreleased", "Status: Released", "Version 2.0", semantic=0.5)
+    assert "a spelling or punctuation fix" not in score(go, done).reasons
+    moved = facts(
+        [Change("modified", None, "Go 1.24 is expected in March 2025.", section="Go 1.24")]
+    )
+    was = facts(
+        [Change("modified", None, "Go 1.24 is expected in February 2025.", section="Go 1.24")]
+    )
+    assert not already_reported([was], moved, dates_matter=True)
+
+    pi = read_query("Tell me when the Raspberry Pi 5 16GB is in stock at PiShop.")
+    assert pi.ids == {"16gb"}
+    other = Change("modified", "Raspberry Pi 5 8GB | Out of stock", "Raspberry Pi 5 8GB | In stock",
+                   semantic=0.8)  # fmt: skip
+    assert "does not name the model asked about" in score(pi, other).reasons
+    wanted = Change("modified", "Raspberry Pi 5 16 GB | Out of stock",
+                    "Raspberry Pi 5 16 GB | In stock", semantic=0.8)  # fmt: skip
+    assert "does not name the model asked about" not in score(pi, wanted).reasons
+
+
 def test_one_time_and_recurring_queries() -> None:
     assert not read_query("Tell me when Flask 3.1.0 is released.").recurring
     assert not read_query("Tell me if tickets for PyCon sell out.").recurring

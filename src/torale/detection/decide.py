@@ -3,6 +3,7 @@ Pure functions: the service gathers passages and embeddings, this decides."""
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
 import re
@@ -28,6 +29,7 @@ Severity = Literal["low", "medium", "high"]
 THRESHOLDS: dict[str, float] = {"high": 0.46, "medium": 0.54, "low": 0.64}
 MODIFIED_SIMILARITY = 0.72  # nearest old passage at least this close: "modified", else "added"
 SEMANTIC_WEIGHT = 0.5
+TYPO_SIMILARITY = 0.8  # a word this close to the one it replaced is a spelling fix
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,11 @@ def lexical(signals: QuerySignals, text: str, page: str = "") -> float:
     return total / len(subject)
 
 
+def _names_id(model: str, text: str) -> bool:
+    """ "16gb" in "Raspberry Pi 5 16GB" or "16 GB"."""
+    return model in re.sub(r"\s+", "", text.lower())
+
+
 def _names_number(number: str, text: str) -> bool:
     """ "22" in "Node.js 22", "22.x" or "v22", not in "2024-10-22" or "1.22"."""
     return re.search(rf"(?<![\w.-])v?{re.escape(number)}(?![\w-]|\.\d)", text) is not None
@@ -194,6 +201,8 @@ def score(
         ):
             return Scored(change, 0.0, ("does not name the version asked about",))
         _weigh_version(signals, change, text, tally)
+    if signals.ids and not any(_names_id(i, text) for i in signals.ids):
+        tally.scale(0.3, "does not name the model asked about")
     if signals.numbers and not any(_names_number(n, text) for n in signals.numbers):
         tally.scale(0.5, "does not name the number asked about")
     if signals.wants_price:
@@ -203,6 +212,8 @@ def score(
         tally.relevance = max(tally.relevance, 0.9 if not was_met else 0.3)
         tally.reasons.append("price meets the threshold")
     _weigh_state(signals, change, tally)
+    if _spelling_only(change):
+        tally.scale(0.2, "a spelling or punctuation fix")
     if (
         _only_numbers_changed(change)
         and not signals.wants_price
@@ -272,6 +283,29 @@ _DATE = re.compile(
     r"\b(19|20)\d\d-\d\d-\d\d\b|\b\d{1,2}(st|nd|rd|th)?\s+[A-Z][a-z]{2,8},?\s+(19|20)\d\d\b"
     r"|\b[A-Z][a-z]{2,8}\.?\s+\d{1,2}(st|nd|rd|th)?,?\s+(19|20)\d\d\b"
 )
+
+
+def _spelling_only(change: Change) -> bool:
+    """A modification that only fixes spelling, case or punctuation: the words pair up one to
+    one, each close to its old spelling ("relased" -> "released"), no number moved and nothing
+    went from planned to done or back."""
+    if change.kind != "modified" or not change.before or not change.after:
+        return False
+    if mentions_planned(change.before) != mentions_planned(change.after):
+        return False
+    before, after = tokens(change.before), tokens(change.after)
+    matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        if tag != "replace" or i2 - i1 != j2 - j1:
+            return False
+        for old, new in zip(before[i1:i2], after[j1:j2], strict=True):
+            if old[0].isdigit() or new[0].isdigit() or old[0] != new[0]:
+                return False
+            if difflib.SequenceMatcher(a=old, b=new).ratio() < TYPO_SIMILARITY:
+                return False
+    return True
 
 
 def _only_numbers_changed(change: Change) -> bool:
@@ -410,6 +444,10 @@ def fingerprint(changes: Sequence[Change]) -> str:
 
 
 SAME_FACTS = 0.7
+_MONTHS = frozenset(
+    """january february march april may june july august september october november december
+    jan feb mar apr jun jul aug sep sept oct nov dec""".split()
+)
 _NAME = "#"  # facts: "#xai" names a table row by its first cell
 _ORDINALS = {"st", "nd", "rd", "th"}
 
@@ -424,7 +462,7 @@ def already_reported(
     mine = set(current) - names
     my_versions = {w for w in mine if "." in w and w.replace(".", "").isdigit()}
     if dates_matter:
-        names |= {w for w in mine if w.isdigit()}
+        names |= {w for w in mine if w.isdigit() or w in _MONTHS}
     my_words = {w for w in mine if w.isalpha() and w not in _ORDINALS}
     for earlier in reported:
         theirs = set(earlier)

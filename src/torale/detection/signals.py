@@ -43,6 +43,7 @@ _REMOVAL_EVENT = re.compile(
     r"\b(drop\w*|remov\w*|discontinu\w*|retir\w*|delist\w*|sunset\w*|no longer|taken down|"
     r"pulled|withdrawn)\b"
 )
+_ID = re.compile(r"\b(?=[a-z0-9-]*\d)(?=[a-z0-9-]*[a-z])[a-z0-9][a-z0-9-]+\b")  # "16gb", "m3"
 _RECURRING = re.compile(r"\b(chang\w*|updat\w*|each|every|always|any time|again)\b")
 
 STOPWORDS = frozenset(
@@ -120,6 +121,7 @@ class QuerySignals:
     allows_planned: bool  # the query itself is about plans or schedules
     whenever: bool  # "whenever a new X": every new distinct fact counts
     recurring: bool  # "whenever", "every time", "if X changes": not met once and done
+    ids: frozenset[str] = frozenset()  # model names mixing letters and digits: "16gb", "m3"
     wants_release: bool = False  # asks for something to be released, published, launched...
     wants_removal: bool = False  # asks for something to be dropped, removed, discontinued...
     target: str | None = None  # "a new OpenAI model": model (stemmed)
@@ -176,6 +178,7 @@ def read_query(*texts: str | None) -> QuerySignals:
         allows_planned=bool(re.search(r"\b(planned|schedul\w*|date|dates|expected)\b", lowered)),
         whenever=whenever,
         recurring=whenever or bool(_RECURRING.search(lowered)),
+        ids=frozenset(m.group(0) for m in _ID.finditer(stripped.lower())),
         wants_release=bool(_RELEASE_EVENT.search(lowered)),
         wants_removal=bool(_REMOVAL_EVENT.search(lowered)),
         target=target,
