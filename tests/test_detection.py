@@ -217,6 +217,26 @@ def test_spelling_fixes_and_other_models_are_not_news() -> None:
     assert "does not name the model asked about" not in score(pi, wanted).reasons
 
 
+def test_previews_are_planned_and_appended_sentences_are_read_alone() -> None:
+    ruby = read_query("Tell me when Ruby 3.4.0 is released.")
+    preview = Change("added", None, "Ruby 3.4.0 preview2 Released", "Recent News", semantic=0.8)
+    assert "planned or unreleased, not done" in score(ruby, preview).reasons
+    from torale.detection.decide import new_sentences
+
+    old = "The call for proposals opens in March 2025."
+    assert new_sentences(f"{old} Follow us for updates.", old) == "Follow us for updates."
+    assert new_sentences("It is now open!", old) == "It is now open!"
+
+
+def test_a_price_change_is_news_for_a_pricing_query() -> None:
+    pricing = read_query("Tell me if GitHub Copilot pricing changes.")
+    row = Change("modified", "Business | $19 per user", "Business | $21 per user", semantic=0.4)
+    found = score(pricing, row)
+    assert "a price changed" in found.reasons and "only numbers changed" not in found.reasons
+    table = read_query("Notify me whenever a new OpenAI model is added to the pricing table.")
+    assert not table.about_price
+
+
 def test_one_time_and_recurring_queries() -> None:
     assert not read_query("Tell me when Flask 3.1.0 is released.").recurring
     assert not read_query("Tell me if tickets for PyCon sell out.").recurring

@@ -102,6 +102,7 @@ _GENERIC = {
     "version": versions,
     "release": versions,
     "price": prices,
+    "pric": prices,  # "pricing"
     "cost": prices,
 }
 
@@ -211,12 +212,16 @@ def score(
         was_met = _price_met(signals, change.before or "")
         tally.relevance = max(tally.relevance, 0.9 if not was_met else 0.3)
         tally.reasons.append("price meets the threshold")
+    elif signals.about_price and set(prices(change.after or "")) != set(
+        prices(change.before or "")
+    ):
+        tally.add(0.1, "a price changed")  # "if the pricing changes": a new or changed price
     _weigh_state(signals, change, tally)
     if _spelling_only(change):
         tally.scale(0.2, "a spelling or punctuation fix")
     if (
         _only_numbers_changed(change)
-        and not signals.wants_price
+        and not (signals.about_price and prices(change.after or "") != prices(change.before or ""))
         and not signals.allows_planned
         and "newly names the version asked about" not in tally.reasons
     ):
@@ -389,6 +394,18 @@ def _renamed(words: set[str], names: Sequence[set[str]]) -> bool:
         return True
     inside = [seen for seen in names if seen and seen <= words]
     return len(inside) >= 2 and set().union(*inside) == words
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
+
+
+def new_sentences(line: str, before: str) -> str:
+    """The sentences of a changed line that its old passage did not have ("Follow us for
+    updates." appended to a paragraph); the whole line when none of it survived."""
+    old = {line_key(s) for s in _SENTENCE_END.split(before)}
+    parts = _SENTENCE_END.split(line)
+    fresh = [p for p in parts if line_key(p) not in old]
+    return " ".join(fresh) if fresh and len(fresh) < len(parts) else line
 
 
 def _entry_name(line: str) -> str:

@@ -33,6 +33,7 @@ from torale.detection.decide import (
     facts,
     fingerprint,
     magnitude,
+    new_sentences,
     score,
     severity,
 )
@@ -354,6 +355,8 @@ async def diff(session: AsyncSession, embedder: Embedder, job: Job) -> Diff:
         if kinds.get(new_hash, "").startswith("heading") and not _is_release(after):
             entries = 0  # a new heading alone is structure; a release heading is an entry
         old_hash = replaced.get(new_hash)
+        if old_hash and old_hash in texts:  # a changed paragraph: only its new sentences
+            novel = tuple(new_sentences(line, texts[old_hash]) for line in novel)
         place = where.get(new_hash, nowhere)
         changes.append(
             Change("modified" if old_hash else "added", texts.get(old_hash or ""), after,

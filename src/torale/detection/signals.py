@@ -22,7 +22,8 @@ _ABOVE = re.compile(r"\b(above|over|more than|exceeds?|rises? (?:above|over)|at 
 _WORD = re.compile(r"[a-z][a-z0-9+#-]*(?:\.\d+)*|\d+(?:\.\d+)*")  # "gpt-5.4" is one word
 _PLANNED = re.compile(
     r"\b(unreleased|upcoming|planned|tbd|tba|to be (?:announced|determined)|coming soon|"
-    r"pre-?release|release candidate|rc\d*|beta\d*|alpha\d*|draft|expected|scheduled|"
+    r"pre-?release|release candidate|rc\d*|beta\d*|alpha\d*|preview\d*|draft|expected|scheduled|"
+    r"opens? (?:on|in)|"
     r"not (?:yet )?(?:released|available|open)|will (?:open|launch|start|begin|go on sale|be "
     r"(?:released|available|published|announced)))\b|\?\?",
     re.IGNORECASE,
@@ -122,6 +123,7 @@ class QuerySignals:
     whenever: bool  # "whenever a new X": every new distinct fact counts
     recurring: bool  # "whenever", "every time", "if X changes": not met once and done
     ids: frozenset[str] = frozenset()  # model names mixing letters and digits: "16gb", "m3"
+    about_price: bool = False  # "pricing", "cost", "fees": prices are the subject
     wants_release: bool = False  # asks for something to be released, published, launched...
     wants_removal: bool = False  # asks for something to be dropped, removed, discontinued...
     target: str | None = None  # "a new OpenAI model": model (stemmed)
@@ -179,6 +181,10 @@ def read_query(*texts: str | None) -> QuerySignals:
         whenever=whenever,
         recurring=whenever or bool(_RECURRING.search(lowered)),
         ids=frozenset(m.group(0) for m in _ID.finditer(stripped.lower())),
+        # "if the pricing changes", not "a new model in the pricing table"
+        about_price=bool(
+            below or above or (not target and re.search(r"\b(pric\w*|costs?|fees?)\b", lowered))
+        ),
         wants_release=bool(_RELEASE_EVENT.search(lowered)),
         wants_removal=bool(_REMOVAL_EVENT.search(lowered)),
         target=target,
