@@ -127,7 +127,7 @@ class QuerySignals:
     wants_release: bool = False  # asks for something to be released, published, launched...
     wants_removal: bool = False  # asks for something to be dropped, removed, discontinued...
     target: str | None = None  # "a new OpenAI model": model (stemmed)
-    qualifiers: frozenset[str] = frozenset()  # ... and what kind of model: openai
+    qualifiers: frozenset[str] = frozenset()  # ... and whose, when named: openai
 
     @property
     def wants_price(self) -> bool:
@@ -167,8 +167,12 @@ def read_query(*texts: str | None) -> QuerySignals:
     if phrase:
         *described, head = phrase.group(1).split()
         target = stem(head.lower())
-        qualifiers = frozenset(
-            s for word in described for s in stems(word) if s not in stop_stems and len(s) > 1
+        qualifiers = frozenset(  # names ("OpenAI", "Rust"), not descriptions ("security")
+            s
+            for word in described
+            if word[:1].isupper()
+            for s in stems(word)
+            if s not in stop_stems and len(s) > 1
         )
     return QuerySignals(
         versions=frozenset(found_versions),
