@@ -588,3 +588,35 @@ case(
     [px("799"), px("699"), px("649"), px("799")],
     [None, "no_alert", "no_alert", "no_alert"],
 )
+
+
+def changelog(sections: Any) -> str:
+    return "<h1>Changelog</h1>" + "".join(
+        f"<h2>{h}</h2><ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
+        for h, items in sections
+    )
+
+
+c27 = ("0.27.2 (27th August, 2024)", ["Reintroduced supposedly-private URLTypes shortcut."])
+c28 = (
+    "0.28.0 (28th November, 2024)",
+    [
+        "The deprecated proxies argument has now been removed.",
+        "The deprecated app argument has now been removed.",
+    ],
+)
+c28b = (c28[0], [*c28[1], "The verify argument as a string will be removed in 1.0."])
+case(
+    "x-httpx-mention-1-0",
+    "wrong_condition",
+    "Alert me when httpx 1.0 is released.",
+    "Changelog - HTTPX",
+    "HTTPX",
+    [
+        changelog([c27]),
+        changelog([c28, c27]),
+        changelog([c28b, c27]),
+        changelog([("1.0.0 (2nd March, 2025)", ["The 1.0 release is here."]), c28b, c27]),
+    ],
+    [None, "no_alert", "no_alert", "alert"],
+)

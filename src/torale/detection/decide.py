@@ -255,9 +255,18 @@ def _weigh_entry(
 
 
 def _weigh_version(signals: QuerySignals, change: Change, text: str, tally: _Tally) -> None:
-    """The change names the version asked about: more so dated, or named for the first time."""
+    """The change names the version asked about: more so dated, or named for the first time;
+    less when it only mentions it in the notes of another release ("removed in 1.0")."""
+    heading = change.section.split(" — ")[0]
+    if versions(heading) and not any(
+        version_matches(v, versions(heading)) for v in signals.versions
+    ):
+        tally.scale(0.5, "mentioned under another release")
+        return
     tally.add(0.15, "names the version asked about")
-    if _DATE.search(text):
+    if versions(heading) and _released(change.section):
+        tally.add(0.1, "its release section is dated")  # "1.0.0 (2nd March, 2025)"
+    elif _DATE.search(text):
         tally.add(0.05, "dated")
     if change.kind == "modified" and not any(
         version_matches(v, versions(change.before or "")) for v in signals.versions
