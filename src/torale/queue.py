@@ -43,8 +43,28 @@ class CheckSource(TaskMessage):
     check_id: uuid.UUID
 
 
+class CheckRef(BaseModel):
+    """One queued check of a source, as carried in a batch."""
+
+    model_config = ConfigDict(frozen=True)
+    source_id: uuid.UUID
+    check_id: uuid.UUID
+
+
+class CheckSources(TaskMessage):
+    """Check several sources concurrently in one message (the scheduler's dispatch): one claim,
+    one queue hop and shared embedding passes for all of them; each check records its own
+    outcome, so one failure never touches the others."""
+
+    task_name: ClassVar[str] = "torale.content.check_sources"
+    queue: ClassVar[str] = "fetch"
+    checks: list[CheckRef]
+
+
 class DetectChanges(TaskMessage):
-    """Compare a new snapshot with earlier ones and decide on alerts (detection worker)."""
+    """Compare a new snapshot with earlier ones and decide on alerts. The content step runs
+    detection itself right after storing the snapshot; this message is how the scheduler's sweep
+    re-drives a decision that was lost (worker killed, detector failed)."""
 
     task_name: ClassVar[str] = "torale.detection.detect_changes"
     queue: ClassVar[str] = "detect"
