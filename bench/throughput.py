@@ -440,8 +440,8 @@ def run(args: argparse.Namespace, system: System) -> dict[str, Any]:
         "TORALE_EMBEDDING_PROVIDER": "local",
     }
     me = [sys.executable, "-m", "torale"]
-    worker = Child("worker", [*me, "worker", "--queues", QUEUES, "--concurrency",
-                              str(args.workers)], env, tmp / "worker.log")  # fmt: skip
+    worker = Child("worker", [*me, "worker", "--queues", QUEUES, "--pool", args.pool,
+                              "--concurrency", str(args.workers)], env, tmp / "worker.log")  # fmt: skip
     beat = Child("beat", [*me, "beat"], env, tmp / "beat.log")
     system.children += [worker.start(), beat.start()]
 
@@ -507,6 +507,7 @@ def run(args: argparse.Namespace, system: System) -> dict[str, Any]:
         "window_s": round(wall, 2),
         "warmup_s": round(warmup, 1),
         "workers": args.workers,
+        "pool": args.pool,
         "blas_env": {k: os.environ[k] for k in BLAS_ENV if k in os.environ},
         "scheduler": f"torale beat, TORALE_SCHEDULER_TICK={TICK_SECONDS:g}",
         "checks": checks,
@@ -537,8 +538,8 @@ def print_table(r: dict[str, Any]) -> None:
 
     rows = [
         ("mode", f"{r['mode']} ({what})"),
-        ("sources", f"{r['n']}, every 1 s; {r['workers']} worker pool processes "
-                    f"({QUEUES}) + beat (tick {TICK_SECONDS:g} s)"),
+        ("sources", f"{r['n']}, every 1 s; worker --pool {r['pool']} --concurrency "
+                    f"{r['workers']} ({QUEUES}) + beat (tick {TICK_SECONDS:g} s)"),
         ("window", f"{r['window_s']:.1f} s after a {r['warmup_s']:.0f} s warm-up"
                    + "".join(f"; {k}={v}" for k, v in r["blas_env"].items())),
         ("checks finished", f"{r['checks']}  ({r['page_requests']} page requests served)"),
@@ -604,7 +605,11 @@ def main() -> None:
     parser.add_argument("--baselines", choices=["seed", "system"], default="seed",
                         help="seed: write every source's first snapshot in SQL (zero vectors); "
                         "system: let the workers take them (~1 CPU-s each) in the warm-up")  # fmt: skip
-    parser.add_argument("--workers", type=int, default=2, help="worker pool processes")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="worker concurrency: threads of one process (--pool threads) or "
+                        "pool processes (--pool prefork)")  # fmt: skip
+    parser.add_argument("--pool", choices=["threads", "prefork"], default="threads",
+                        help="the worker's Celery pool (torale worker --pool)")  # fmt: skip
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--keep-nagle", action="store_true",
                         help="leave Nagle's algorithm on in the stdlib page server (~40 ms per "

@@ -119,9 +119,20 @@ def worker(
     queues: Annotated[
         str, typer.Option(help="Comma-separated queues to consume.")
     ] = "fetch,embed,detect,notify,scheduler",
-    concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    concurrency: Annotated[
+        int, typer.Option(help="Messages run at once: threads of one process, or processes.")
+    ] = 2,
+    pool: Annotated[
+        str,
+        typer.Option(
+            help="threads: one process (one embedding model in memory), each thread running a "
+            "message's checks concurrently on its own event loop; prefork: a process per slot."
+        ),
+    ] = "threads",
 ) -> None:
     """Run a Celery worker for the given queues."""
+    if pool not in ("threads", "prefork", "solo"):
+        raise _fail(f"--pool must be threads, prefork or solo, not {pool!r}")
     settings = _settings()
     _runtime_env(settings)
     # one BLAS thread per process: prefork already uses every core, and idle BLAS threads
@@ -135,6 +146,8 @@ def worker(
             "worker",
             "--queues",
             queues,
+            "--pool",
+            pool,
             "--concurrency",
             str(concurrency),
             "--loglevel",

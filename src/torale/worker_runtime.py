@@ -24,6 +24,8 @@ from torale.runtime import resolve
 
 T = TypeVar("T")
 
+WORKER_DB_CONNECTIONS = 8  # per event loop (per thread of a worker)
+
 
 @dataclass
 class WorkerRuntime:
@@ -39,7 +41,13 @@ class WorkerRuntime:
     @property
     def engine(self) -> AsyncEngine:
         if self._engine is None:
-            self._engine = create_engine(self.database_url, pool_size=5, max_overflow=5)
+            # A fixed pool: the checks of a batch wait for a connection instead of opening
+            # overflow ones that are closed on return (each new backend costs Postgres more than
+            # the check's own queries). No ping per checkout: a dead connection fails its
+            # transaction, which is recorded or re-driven like any other failure.
+            self._engine = create_engine(
+                self.database_url, pool_size=WORKER_DB_CONNECTIONS, max_overflow=0, pre_ping=False
+            )
         return self._engine
 
     @property

@@ -35,7 +35,9 @@ def async_url(url: str) -> str:
     raise ValueError(f"not a Postgres URL: {url.split('@')[-1]}")
 
 
-def create_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 5, max_overflow: int = 10, pre_ping: bool = True
+) -> AsyncEngine:
     """An asyncpg engine; unix-socket URLs (`?host=/dir`) work as libpq's do."""
     connect_args: dict[str, Any] = {}
     query = parse_qs(urlsplit(url).query)
@@ -45,7 +47,7 @@ def create_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> As
         async_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         connect_args=connect_args,
     )
 
