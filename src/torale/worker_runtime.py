@@ -44,16 +44,21 @@ class WorkerRuntime:
             # A fixed pool: the checks of a batch wait for a connection instead of opening
             # overflow ones that are closed on return (each new backend costs Postgres more than
             # the check's own queries). No ping per checkout: a dead connection fails its
-            # transaction, which is recorded or re-driven like any other failure.
+            # transaction, which is recorded or re-driven like any other failure. Connections
+            # start as service_role, so a transaction costs no set_config round trip.
             self._engine = create_engine(
-                self.database_url, pool_size=WORKER_DB_CONNECTIONS, max_overflow=0, pre_ping=False
+                self.database_url,
+                pool_size=WORKER_DB_CONNECTIONS,
+                max_overflow=0,
+                pre_ping=False,
+                service_role=True,
             )
         return self._engine
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
         if "sessions" not in self.extras:
-            self.extras["sessions"] = session_factory(self.engine)
+            self.extras["sessions"] = session_factory(self.engine, service_role=True)
         sessions: async_sessionmaker[AsyncSession] = self.extras["sessions"]
         return sessions
 
