@@ -445,6 +445,7 @@ class Fetcher:
             if status in _REDIRECTS and response.headers.get("location"):
                 return urljoin(url, response.headers["location"].strip())
             if status == 304:
+                await response.aread()  # empty by definition; reading it keeps the connection
                 body = b""
             elif 200 <= status < 300:
                 body = await self._read_body(response, url, max_bytes, truncate)
