@@ -77,7 +77,12 @@ class WorkerRuntime:
         return self._celery
 
     def run(self, coroutine: Awaitable[T]) -> T:
-        return self.loop.run_until_complete(coroutine)
+        """Run on this thread's loop, cancelled past the task time limit: Celery enforces its
+        limits only on prefork pools, and a thread stuck on one task would serve no other (a
+        check cut short stays `running` and the scheduler's sweep re-drives it)."""
+        return self.loop.run_until_complete(
+            asyncio.wait_for(coroutine, self.settings.task_time_limit)
+        )
 
 
 _local = threading.local()
