@@ -3,9 +3,11 @@
 Starts everything itself, in a temp dir: the shared page server
 (`/work/shared/bench/pageserver.py`, ~20 KB article pages with a small block that changes on
 every request) on a free loopback port, embedded Postgres + Redis (`EmbeddedServers`),
-migrations, then the real services as subprocesses: one `torale worker` (Celery prefork,
-`--concurrency K` pool processes consuming fetch,embed,detect,scheduler) and `torale beat`
-(TORALE_SCHEDULER_TICK=1 s; beat accepts sub-second ticks, so the script does not tick itself).
+migrations, then the real services as subprocesses: one `torale worker` consuming
+fetch,embed,detect,scheduler (`--pool threads` by default: one process whose `--workers K`
+threads each run a message's batch of checks concurrently; `--pool prefork`: K processes) and
+`torale beat` (TORALE_SCHEDULER_TICK=1 s; beat accepts sub-second ticks, so the script does not
+tick itself), which dispatches due checks in messages of TORALE_CHECK_BATCH_SIZE (20).
 One user, one active query and N sources `http://127.0.0.1:PORT/page/i` with
 check_interval_seconds=1 are inserted in SQL, so every source is checked as often as the
 schedule and the CPU allow.
@@ -23,7 +25,7 @@ source has a baseline), it measures over --window seconds:
   its backends and auxiliaries, and Redis; not the page server, not this script (nor the
   backend of this script's own connection);
 * peak worker RSS: the sum over the worker's processes, sampled every second (PSS too, since
-  prefork children share their parent's pages);
+  prefork children share their parent's pages and the mapped model file);
 * the outcome mix (changed / unchanged / not_modified / error), latencies, and the checks still
   in flight at the end (a stalled pipeline shows there).
 
@@ -32,9 +34,11 @@ bench/throughput.py ...` measures the worker with single-threaded BLAS.
 
 Modes: default (pages change on every request), --unchanged (page server --change-period 1e9:
 bodies never change) and --not-modified (conditional GETs answered 304; run only when the page
-server sends validators and honours If-None-Match / If-Modified-Since, else skipped).
+server sends validators and honours If-None-Match / If-Modified-Since, else skipped; the shared
+one does not, so add --validators, which wraps it with ETags and 304 answers).
 
     uv run python bench/throughput.py --n 200 --window 30 [--unchanged] [--json out.json]
+    uv run python bench/throughput.py --n 200 --window 30 --not-modified --validators
 """
 
 from __future__ import annotations
@@ -205,11 +209,48 @@ _NODELAY_LAUNCHER = (
 )
 
 
+# --validators: the shared page server sends no ETag, so no check can end in 304. This launcher
+# wraps its stdlib handler the way a server with validators behaves: every 200 gets a strong
+# ETag (a hash of the body) and a GET whose If-None-Match names it gets a bodiless 304. The
+# server still renders (and counts) every page; only the answer changes.
+_VALIDATORS_LAUNCHER = """
+import hashlib, http.server, io, runpy, socketserver, sys
+socketserver.StreamRequestHandler.disable_nagle_algorithm = True
+_init = http.server.ThreadingHTTPServer.__init__
+def _with_validators(handler):
+    class Validating(handler):
+        def do_GET(self):
+            wire, self.wfile = self.wfile, io.BytesIO()
+            try:
+                super().do_GET()
+                raw = self.wfile.getvalue()
+            finally:
+                self.wfile = wire
+            head, _, body = raw.partition(b"\\r\\n\\r\\n")
+            if not head.startswith(b"HTTP/1.1 200"):
+                wire.write(raw)
+                return
+            etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+            if self.headers.get("If-None-Match") == etag:
+                wire.write(b"HTTP/1.1 304 Not Modified\\r\\nETag: " + etag.encode()
+                           + b"\\r\\nContent-Length: 0\\r\\n\\r\\n")
+            else:
+                wire.write(head + b"\\r\\nETag: " + etag.encode() + b"\\r\\n\\r\\n" + body)
+    return Validating
+http.server.ThreadingHTTPServer.__init__ = (
+    lambda self, address, handler, *a, **k: _init(self, address, _with_validators(handler), *a, **k))
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
 def start_pageserver(
-    tmp: Path, n: int, change_period: float, nodelay: bool = True
+    tmp: Path, n: int, change_period: float, nodelay: bool = True, validators: bool = False
 ) -> tuple[Child, str]:
     port = _free_port()
-    launcher = ["-c", _NODELAY_LAUNCHER] if nodelay else []
+    launcher = (
+        ["-c", _VALIDATORS_LAUNCHER] if validators else ["-c", _NODELAY_LAUNCHER] if nodelay else []
+    )
     argv = [sys.executable, *launcher, str(PAGESERVER), "--port", str(port), "-n", str(n)]
     if change_period:
         argv += ["--change-period", str(change_period)]
@@ -409,7 +450,9 @@ def run(args: argparse.Namespace, system: System) -> dict[str, Any]:
     mode = "not_modified" if args.not_modified else "unchanged" if args.unchanged else "changing"
     tmp = system.tmp
     change_period = 1e9 if (args.unchanged or args.not_modified) else 0.0
-    pages, base = start_pageserver(tmp, args.n, change_period, nodelay=not args.keep_nagle)
+    pages, base = start_pageserver(
+        tmp, args.n, change_period, nodelay=not args.keep_nagle, validators=args.validators
+    )
     system.children.append(pages)
     if args.not_modified:
         probe_not_modified(base)
@@ -440,8 +483,8 @@ def run(args: argparse.Namespace, system: System) -> dict[str, Any]:
         "TORALE_EMBEDDING_PROVIDER": "local",
     }
     me = [sys.executable, "-m", "torale"]
-    worker = Child("worker", [*me, "worker", "--queues", QUEUES, "--concurrency",
-                              str(args.workers)], env, tmp / "worker.log")  # fmt: skip
+    worker = Child("worker", [*me, "worker", "--queues", QUEUES, "--pool", args.pool,
+                              "--concurrency", str(args.workers)], env, tmp / "worker.log")  # fmt: skip
     beat = Child("beat", [*me, "beat"], env, tmp / "beat.log")
     system.children += [worker.start(), beat.start()]
 
@@ -507,6 +550,7 @@ def run(args: argparse.Namespace, system: System) -> dict[str, Any]:
         "window_s": round(wall, 2),
         "warmup_s": round(warmup, 1),
         "workers": args.workers,
+        "pool": args.pool,
         "blas_env": {k: os.environ[k] for k in BLAS_ENV if k in os.environ},
         "scheduler": f"torale beat, TORALE_SCHEDULER_TICK={TICK_SECONDS:g}",
         "checks": checks,
@@ -537,8 +581,8 @@ def print_table(r: dict[str, Any]) -> None:
 
     rows = [
         ("mode", f"{r['mode']} ({what})"),
-        ("sources", f"{r['n']}, every 1 s; {r['workers']} worker pool processes "
-                    f"({QUEUES}) + beat (tick {TICK_SECONDS:g} s)"),
+        ("sources", f"{r['n']}, every 1 s; worker --pool {r['pool']} --concurrency "
+                    f"{r['workers']} ({QUEUES}) + beat (tick {TICK_SECONDS:g} s)"),
         ("window", f"{r['window_s']:.1f} s after a {r['warmup_s']:.0f} s warm-up"
                    + "".join(f"; {k}={v}" for k, v in r["blas_env"].items())),
         ("checks finished", f"{r['checks']}  ({r['page_requests']} page requests served)"),
@@ -604,11 +648,18 @@ def main() -> None:
     parser.add_argument("--baselines", choices=["seed", "system"], default="seed",
                         help="seed: write every source's first snapshot in SQL (zero vectors); "
                         "system: let the workers take them (~1 CPU-s each) in the warm-up")  # fmt: skip
-    parser.add_argument("--workers", type=int, default=2, help="worker pool processes")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="worker concurrency: threads of one process (--pool threads) or "
+                        "pool processes (--pool prefork)")  # fmt: skip
+    parser.add_argument("--pool", choices=["threads", "prefork"], default="threads",
+                        help="the worker's Celery pool (torale worker --pool)")  # fmt: skip
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--keep-nagle", action="store_true",
                         help="leave Nagle's algorithm on in the stdlib page server (~40 ms per "
                         "kept-alive response)")  # fmt: skip
+    parser.add_argument("--validators", action="store_true",
+                        help="wrap the page server so it sends ETags and answers 304 (it has no "
+                        "conditional-GET support of its own); needed by --not-modified")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data)")
     args = parser.parse_args()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 
 from tests.conftest import close_runtime, create_user, make_runtime
 from tests.pages import PageServer, Reply
-from torale.content.service import check_source
+from torale.content.service import check_source, check_sources
 from torale.worker_runtime import WorkerRuntime
 
 ARTICLE = """<html><head><title>Release notes</title></head><body><main><article>
@@ -88,6 +87,18 @@ class Source:
         ).fetchone()[0]  # type: ignore[index]
 
 
+def queue_check(watched: Source) -> uuid.UUID:
+    """A check of `watched` queued as the scheduler does, not run yet."""
+    row = watched.pg.execute(
+        "insert into source_checks (user_id, user_query_id, monitored_source_id, trigger)"
+        " select user_id, user_query_id, id, 'schedule' from monitored_sources where id = %s"
+        " returning id",
+        (watched.id,),
+    ).fetchone()
+    assert row
+    return uuid.UUID(str(row[0]))
+
+
 @pytest.fixture
 def source(pg: psycopg.Connection, runtime: WorkerRuntime, pages: PageServer):  # type: ignore[no-untyped-def]
     return lambda path: Source(pg, runtime, pages.url(path))
@@ -119,7 +130,7 @@ async def test_changed_page_stores_snapshot_and_embeds_only_new_passages(
     assert watched.row("monitored_sources")["consecutive_failures"] == 0
 
 
-async def test_changed_snapshot_is_handed_to_detection(
+async def test_changed_snapshot_is_decided_in_the_same_task(
     source: Any, pages: PageServer, redis_url: str
 ) -> None:
     import redis as sync_redis
@@ -128,14 +139,66 @@ async def test_changed_snapshot_is_handed_to_detection(
     pages.add("/handoff", ARTICLE.format(status="Unreleased."))
     watched = source("/handoff")
     before = broker.llen("detect")
-    await watched.check()  # the baseline is not compared with anything
-    assert broker.llen("detect") == before
+    first = await watched.check()  # the baseline is not compared with anything
+    assert (first["status"], first["outcome"]) == ("succeeded", "changed")
     pages.add("/handoff", ARTICLE.format(status="Released today."))
     check = await watched.check()
-    assert broker.llen("detect") == before + 1
-    message = json.loads(broker.lindex("detect", 0))  # type: ignore[arg-type]
-    assert message["headers"]["task"] == "torale.detection.detect_changes"
-    assert check["id"] in json.dumps(message)
+    # the detector has decided (no second queue hop): the check is finished, not left running
+    assert check["status"] == "succeeded" and check["outcome"] in ("changed", "alerted")
+    assert check["scraped_content_id"] and broker.llen("detect") == before
+
+
+async def test_a_batch_checks_each_source_once_and_failures_stay_with_their_check(
+    source: Any, pages: PageServer, runtime: WorkerRuntime
+) -> None:
+    pages.add("/b/ok1", ARTICLE.format(status="one"))
+    pages.add("/b/ok2", ARTICLE.format(status="two"))
+    pages.add("/b/missing", Reply(status=404))
+    pages.add("/b/same", ARTICLE.format(status="same"))
+    sources = {name: source(f"/b/{name}") for name in ("ok1", "ok2", "missing", "same")}
+    await sources["same"].check()  # a baseline, so the batch finds it unchanged
+
+    ids = {name: queue_check(watched) for name, watched in sources.items()}
+    outcomes = await check_sources(runtime, [*ids.values(), ids["ok1"]])  # a duplicate, too
+    assert {name: outcomes[ids[name]] for name in ids} == {
+        "ok1": "changed", "ok2": "changed", "missing": "error", "same": "unchanged"
+    }  # fmt: skip
+    rows = {name: sources[name].row("source_checks", ids[name]) for name in ids}
+    assert {name: (r["status"], r["outcome"]) for name, r in rows.items()} == {
+        "ok1": ("succeeded", "changed"), "ok2": ("succeeded", "changed"),
+        "missing": ("failed", "error"), "same": ("succeeded", "unchanged"),
+    }  # fmt: skip
+    assert rows["missing"]["error_class"] == "http_404"
+    assert [pages.hits(f"/b/{name}") for name in ("ok1", "ok2", "missing")] == [1, 1, 1]
+    assert sources["missing"].row("monitored_sources")["consecutive_failures"] == 1
+    assert sources["ok1"].row("monitored_sources")["consecutive_failures"] == 0
+    # the same batch again: every check already ran, nothing is fetched
+    assert set((await check_sources(runtime, list(ids.values()))).values()) == {None}
+    assert pages.hits("/b/ok1") == 1
+
+
+async def test_a_crash_inside_a_batch_is_recorded_for_that_check_only(
+    source: Any, pages: PageServer, runtime: WorkerRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torale.content.service as service
+
+    pages.add("/c/ok", ARTICLE.format(status="fine"))
+    pages.add("/c/boom", ARTICLE.format(status="boom"))
+    real_extract = service.extract
+
+    def extract(body: bytes, content_type: str | None, *, url: str) -> Any:
+        if url.endswith("/c/boom"):
+            raise RuntimeError("extractor bug")
+        return real_extract(body, content_type, url=url)
+
+    monkeypatch.setattr(service, "extract", extract)
+    ok, boom = source("/c/ok"), source("/c/boom")
+    ids = [queue_check(ok), queue_check(boom)]
+    await check_sources(runtime, ids)
+    good, bad = ok.row("source_checks", ids[0]), boom.row("source_checks", ids[1])
+    assert (good["status"], good["outcome"]) == ("succeeded", "changed")
+    assert (bad["status"], bad["error_class"]) == ("failed", "internal_error")
+    assert "extractor bug" in bad["error"]
 
 
 async def test_same_text_with_different_bytes_is_unchanged(source: Any, pages: PageServer) -> None:

@@ -124,3 +124,27 @@ def test_nearest_neighbour_query_uses_the_hnsw_index(pg: psycopg.Connection) -> 
             )
         )
     assert "content_embeddings_minilm_hnsw" in plan
+
+
+async def test_worker_transactions_run_as_service_role_and_user_ones_as_the_user(
+    database_url: str,
+) -> None:
+    from sqlalchemy import text
+
+    from torale.db.session import as_service, as_user, create_engine, session_factory
+
+    engine = create_engine(database_url, pool_size=1, max_overflow=0, service_role=True)
+    sessions = session_factory(engine, service_role=True)
+    who = text("select current_user, auth.role()")
+    try:
+        for _ in range(2):  # the same connection, before and after a user's transaction
+            async with as_service(sessions) as session:
+                assert tuple((await session.execute(who)).one()) == ("service_role", "service_role")
+            user = uuid.uuid4()
+            async with as_user(sessions, user) as session:
+                assert tuple((await session.execute(who)).one()) == (
+                    "authenticated",
+                    "authenticated",
+                )
+    finally:
+        await engine.dispose()

@@ -22,6 +22,7 @@ from torale.net import ssrf
 from torale.net.fetch import (
     Fetcher,
     FetchError,
+    GuardedNetworkBackend,
     RobotsDisallowed,
     UnsafeURL,
     create_http_client,
@@ -136,6 +137,25 @@ async def test_etag_round_trip(pages: PageServer, make_fetcher: MakeFetcher) -> 
     assert second.not_modified and second.status == 304 and second.body == b""
     assert second.etag == '"v1"'
     assert [s.headers.get("if-none-match") for s in pages.requests("/")] == [None, '"v1"']
+
+
+async def test_a_304_keeps_the_connection_for_the_next_check(
+    pages: PageServer, make_fetcher: MakeFetcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[str] = []
+    connect = GuardedNetworkBackend.connect_tcp
+
+    async def counting(self: GuardedNetworkBackend, host: str, port: int, **kw: Any) -> Any:
+        opened.append(host)
+        return await connect(self, host, port, **kw)
+
+    monkeypatch.setattr(GuardedNetworkBackend, "connect_tcp", counting)
+    pages.add("/robots.txt", Reply("User-agent: *\nAllow: /\n", content_type="text/plain"))
+    pages.add("/", Reply(status=304, headers={"ETag": '"v1"'}, content_type=None))
+    fetcher = make_fetcher()
+    for _ in range(3):
+        assert (await fetcher.fetch(pages.url("/"), etag='"v1"')).not_modified
+    assert len(opened) == 1  # robots.txt and three 304s on one kept-alive connection
 
 
 async def test_if_modified_since(pages: PageServer, make_fetcher: MakeFetcher) -> None:

@@ -61,3 +61,33 @@ def test_hostname_resolving_to_loopback_is_refused() -> None:
     with pytest.raises(UnsafeURLError, match="loopback"):
         check_url_sync("http://localhost:8080/", allow_private=False)
     assert check_url_sync("http://localhost:8080/", allow_private=True).addresses
+
+
+@pytest.mark.parametrize(
+    ("url", "allow_private", "refusal"),
+    [
+        ("http://169.254.169.254/latest/meta-data", True, "link-local or metadata"),
+        ("http://[::ffff:169.254.169.254]/", True, "link-local or metadata"),
+        ("http://10.0.0.7:8080/", False, "private"),
+        ("http://127.0.0.1/", False, "loopback"),
+        ("http://127.0.0.1:9/x", True, None),
+        ("http://[::1]:9/x", True, None),
+    ],
+)
+async def test_ip_literal_hosts_are_checked_without_dns(
+    url: str, allow_private: bool, refusal: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from torale.net.ssrf import check_url
+
+    def no_thread(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an IP literal needs no resolver thread")
+
+    monkeypatch.setattr(asyncio, "to_thread", no_thread)
+    if refusal is None:
+        safe = await check_url(url, allow_private=allow_private)
+        assert safe.addresses and safe.host in ("127.0.0.1", "::1")
+    else:
+        with pytest.raises(UnsafeURLError, match=refusal):
+            await check_url(url, allow_private=allow_private)

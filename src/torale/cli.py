@@ -114,20 +114,50 @@ def _runtime_env(settings: Settings) -> None:
     get_settings.cache_clear()
 
 
+def _compact_malloc() -> None:
+    """glibc: two malloc arenas instead of eight per core, and a fixed mmap threshold, so a
+    threaded worker does not keep a heap per thread nor the freed buffers of forward passes."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name or sys.platform != "linux":
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        m_mmap_threshold, m_arena_max = -3, -8  # from glibc's malloc.h
+        libc.mallopt(m_arena_max, 2)
+        libc.mallopt(m_mmap_threshold, 256 * 1024)
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt): nothing to tune
+        return
+
+
 @app.command()
 def worker(
     queues: Annotated[
         str, typer.Option(help="Comma-separated queues to consume.")
     ] = "fetch,embed,detect,notify,scheduler",
-    concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    concurrency: Annotated[
+        int, typer.Option(help="Messages run at once: threads of one process, or processes.")
+    ] = 2,
+    pool: Annotated[
+        str,
+        typer.Option(
+            help="threads: one process (one embedding model in memory), each thread running a "
+            "message's checks concurrently on its own event loop; prefork: a process per slot."
+        ),
+    ] = "threads",
 ) -> None:
     """Run a Celery worker for the given queues."""
+    if pool not in ("threads", "prefork", "solo"):
+        raise _fail(f"--pool must be threads, prefork or solo, not {pool!r}")
     settings = _settings()
     _runtime_env(settings)
     # one BLAS thread per process: prefork already uses every core, and idle BLAS threads
     # spinning in each child cost several times the work itself (measured: bench/throughput.py)
     for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
+    _compact_malloc()
     from torale.worker import celery_app
 
     celery_app.worker_main(
@@ -135,6 +165,8 @@ def worker(
             "worker",
             "--queues",
             queues,
+            "--pool",
+            pool,
             "--concurrency",
             str(concurrency),
             "--loglevel",

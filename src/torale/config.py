@@ -144,6 +144,8 @@ class Settings(BaseSettings):
     # queue
     task_time_limit: int = Field(default=300, ge=10, alias="TORALE_TASK_TIME_LIMIT")
     scheduler_tick_seconds: float = Field(default=5.0, gt=0, alias="TORALE_SCHEDULER_TICK")
+    # due checks per queue message; a worker runs a message's checks concurrently
+    check_batch_size: int = Field(default=20, ge=1, le=500, alias="TORALE_CHECK_BATCH_SIZE")
 
     @field_validator("discovery_providers", mode="before")
     @classmethod

@@ -1,14 +1,22 @@
-"""One check of one source: fetch politely, short-circuit what did not change, extract passages,
-embed only new ones, store the snapshot, and hand a changed snapshot to detection.
+"""Checks of sources: fetch politely, short-circuit what did not change, extract passages,
+embed only new ones, store the snapshot, and decide on a changed snapshot at once.
 
-Every outcome, failures included, is written to `source_checks` and `monitored_sources`
-before anything is enqueued, so the database is the truth and a lost message is re-driven.
+A batch of checks is claimed in one statement and run concurrently on the worker's loop; the
+checks' embeddings share forward passes and their quick outcomes (304, unchanged) are written
+together. Every outcome, failures included, is written to `source_checks` and
+`monitored_sources` for that check alone, so the database is the truth and a lost check is
+re-driven by the scheduler's sweep. Detection runs in the same task right after the snapshot is
+stored (`torale.detection.service.detect_changes`, the function its own task runs): one queue
+hop less per changed page; if it fails, the check stays `running` with its snapshot and the
+sweep hands it to the detection task.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,10 +25,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from torale.ai.embeddings import Embedder, get_embedder
+from torale.coalesce import Coalescer
 from torale.content.extract import Document, Passage, UnsupportedContent, extract
 from torale.db.session import as_service
+from torale.detection.service import detect_changes
 from torale.net.fetch import Fetcher, FetchError, FetchResult
-from torale.queue import DetectChanges, enqueue
 from torale.worker_runtime import WorkerRuntime
 
 log = structlog.get_logger(__name__)
@@ -46,25 +55,94 @@ def fetcher_for(runtime: WorkerRuntime) -> Fetcher:
     return fetcher
 
 
+_CLAIM = text(
+    "update source_checks c set status = 'running', started_at = now(),"
+    " attempts = c.attempts + 1"
+    " from monitored_sources s"
+    " where c.id = any(:ids) and c.status = 'queued' and s.id = c.monitored_source_id"
+    " returning c.id, s.id as source_id, s.user_id, s.url, s.etag, s.last_modified,"
+    " s.last_body_hash, s.last_content_hash"
+)
+
+
+async def claim_many(session: AsyncSession, check_ids: Sequence[uuid.UUID]) -> list[ClaimedCheck]:
+    """queued -> running, atomically, for those of `check_ids` still queued (others are skipped)."""
+    rows = (await session.execute(_CLAIM, {"ids": list(check_ids)})).all()
+    return [
+        ClaimedCheck(row.id, row.source_id, row.user_id, row.url, row.etag, row.last_modified,
+                     row.last_body_hash, row.last_content_hash)
+        for row in rows
+    ]  # fmt: skip
+
+
 async def claim(session: AsyncSession, check_id: uuid.UUID) -> ClaimedCheck | None:
     """queued -> running, atomically; None when the check is not (or no longer) queued."""
-    row = (
-        await session.execute(
-            text(
-                "update source_checks c set status = 'running', started_at = now(),"
-                " attempts = c.attempts + 1"
-                " from monitored_sources s"
-                " where c.id = :id and c.status = 'queued' and s.id = c.monitored_source_id"
-                " returning c.id, s.id as source_id, s.user_id, s.url, s.etag, s.last_modified,"
-                " s.last_body_hash, s.last_content_hash"
-            ),
-            {"id": check_id},
-        )
-    ).first()
-    if row is None:
-        return None
-    return ClaimedCheck(row.id, row.source_id, row.user_id, row.url, row.etag,
-                        row.last_modified, row.last_body_hash, row.last_content_hash)  # fmt: skip
+    claimed = await claim_many(session, [check_id])
+    return claimed[0] if claimed else None
+
+
+@dataclass(frozen=True)
+class QuickFinish:
+    """A check that ended before extraction or without a new snapshot (304, unchanged)."""
+
+    check: ClaimedCheck
+    outcome: str
+    http_status: int
+    etag: str | None
+    last_modified: str | None
+    body_hash: str | None = None
+
+
+_FINISH_MANY = text(
+    """
+    with done as (
+      select * from unnest(cast(:checks as uuid[]), cast(:sources as uuid[]),
+                           cast(:outcomes as text[]), cast(:statuses as int[]),
+                           cast(:etags as text[]), cast(:last_modifieds as text[]),
+                           cast(:body_hashes as text[]))
+        as d(check_id, source_id, outcome, http_status, etag, last_modified, body_hash)
+    ), finished as (
+      update source_checks c set status = 'succeeded', outcome = d.outcome, finished_at = now(),
+        http_status = d.http_status, scraped_content_id = null, error = null, error_class = null
+      from done d where c.id = d.check_id
+    )
+    update monitored_sources s set last_checked_at = now(), consecutive_failures = 0,
+      last_error = null, etag = coalesce(d.etag, s.etag),
+      last_modified = coalesce(d.last_modified, s.last_modified),
+      last_body_hash = coalesce(d.body_hash, s.last_body_hash)
+    from done d where s.id = d.source_id
+    """
+)
+
+
+async def finish_many(session: AsyncSession, done: Sequence[QuickFinish]) -> None:
+    """`finish` for many checks in one statement (each check and source is its own row)."""
+    await session.execute(
+        _FINISH_MANY,
+        {
+            "checks": [d.check.check_id for d in done],
+            "sources": [d.check.source_id for d in done],
+            "outcomes": [d.outcome for d in done],
+            "statuses": [d.http_status for d in done],
+            "etags": [d.etag for d in done],
+            "last_modifieds": [d.last_modified for d in done],
+            "body_hashes": [d.body_hash for d in done],
+        },
+    )
+
+
+def _quick_finisher(runtime: WorkerRuntime) -> Coalescer[QuickFinish, None]:
+    """This loop's writer of quick outcomes: checks that end together share one transaction."""
+    if "quick_finisher" not in runtime.extras:
+
+        async def write(done: list[QuickFinish]) -> list[None]:
+            async with as_service(runtime.sessions) as session:
+                await finish_many(session, done)
+            return [None] * len(done)
+
+        runtime.extras["quick_finisher"] = Coalescer(write, max_batch=500)
+    finisher: Coalescer[QuickFinish, None] = runtime.extras["quick_finisher"]
+    return finisher
 
 
 async def finish(
@@ -237,21 +315,45 @@ async def check_source(
     runtime: WorkerRuntime, source_id: uuid.UUID, check_id: uuid.UUID
 ) -> str | None:
     """Run one check; returns its outcome, or None when there was nothing to do (idempotent)."""
-    structlog.contextvars.bind_contextvars(source_id=str(source_id), check_id=str(check_id))
-    try:
-        return await _check(runtime, check_id)
-    finally:
-        structlog.contextvars.unbind_contextvars("source_id", "check_id")
+    return (await check_sources(runtime, [check_id]))[check_id]
 
 
-async def _check(runtime: WorkerRuntime, check_id: uuid.UUID) -> str | None:
-    settings = runtime.settings
+async def check_sources(
+    runtime: WorkerRuntime, check_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, str | None]:
+    """Run a batch of checks concurrently; each id maps to its outcome, None for a check that was
+    not queued (already run: idempotent). A failure is recorded for its own check only."""
     async with as_service(runtime.sessions) as session:
-        check = await claim(session, check_id)
-    if check is None:
-        log.info("check not queued; nothing to do")
-        return None
+        claimed = await claim_many(session, check_ids)
+    outcomes: dict[uuid.UUID, str | None] = dict.fromkeys(check_ids)
+    if len(claimed) < len(outcomes):
+        log.info("checks not queued; nothing to do for them", skipped=len(outcomes) - len(claimed))
+    results = await asyncio.gather(*(_run(runtime, check) for check in claimed))
+    outcomes.update(zip((check.check_id for check in claimed), results, strict=True))
+    return outcomes
 
+
+async def _run(runtime: WorkerRuntime, check: ClaimedCheck) -> str:
+    """One claimed check; an unexpected error is recorded as this check's failure."""
+    with structlog.contextvars.bound_contextvars(
+        source_id=str(check.source_id), check_id=str(check.check_id)
+    ):
+        try:
+            return await _check(runtime, check)
+        except Exception as exc:
+            log.exception("check crashed")
+            try:
+                async with as_service(runtime.sessions) as session:
+                    await fail(session, check, error_class="internal_error",
+                               message=f"{type(exc).__name__}: {exc}", http_status=None,
+                               max_failures=runtime.settings.max_consecutive_failures)  # fmt: skip
+            except Exception:
+                log.exception("cannot record the crash; the scheduler's sweep re-drives the check")
+            return "error"
+
+
+async def _check(runtime: WorkerRuntime, check: ClaimedCheck) -> str:
+    settings = runtime.settings
     try:
         result = await fetcher_for(runtime).fetch(
             check.url, etag=check.etag, last_modified=check.last_modified
@@ -263,17 +365,16 @@ async def _check(runtime: WorkerRuntime, check_id: uuid.UUID) -> str | None:
         log.info("check failed", error_class=exc.error_class, error=exc.message)
         return "error"
 
+    quick = _quick_finisher(runtime)
     if result.not_modified:
-        async with as_service(runtime.sessions) as session:
-            await finish(session, check, outcome="not_modified", http_status=304, result=result)
+        await quick(QuickFinish(check, "not_modified", 304, result.etag, result.last_modified))
         return "not_modified"
 
     body_hash = hashlib.blake2b(result.body, digest_size=16).hexdigest()
     if body_hash == check.last_body_hash:
-        async with as_service(runtime.sessions) as session:
-            await finish(
-                session, check, outcome="unchanged", http_status=result.status, result=result
-            )
+        await quick(
+            QuickFinish(check, "unchanged", result.status, result.etag, result.last_modified)
+        )
         return "unchanged"
 
     try:
@@ -285,9 +386,8 @@ async def _check(runtime: WorkerRuntime, check_id: uuid.UUID) -> str | None:
         return "error"
 
     if document.text_hash == check.last_content_hash:
-        async with as_service(runtime.sessions) as session:
-            await finish(session, check, outcome="unchanged", http_status=result.status,
-                         result=result, body_hash=body_hash)  # fmt: skip
+        await quick(QuickFinish(check, "unchanged", result.status, result.etag,
+                                result.last_modified, body_hash))  # fmt: skip
         return "unchanged"
 
     embedder = get_embedder(settings)
@@ -305,8 +405,10 @@ async def _check(runtime: WorkerRuntime, check_id: uuid.UUID) -> str | None:
             body_hash=body_hash, content_hash=document.text_hash, snapshot_id=snapshot_id,
             detection_pending=compare,
         )  # fmt: skip
-    if compare:
-        enqueue(
-            runtime.celery, DetectChanges(check_id=check.check_id, scraped_content_id=snapshot_id)
-        )
-    return "changed"
+    if not compare:
+        return "changed"
+    try:
+        return await detect_changes(runtime, check.check_id, snapshot_id) or "changed"
+    except Exception:
+        log.exception("detection failed; the scheduler's sweep hands the snapshot to it again")
+        return "changed"

@@ -35,23 +35,55 @@ def async_url(url: str) -> str:
     raise ValueError(f"not a Postgres URL: {url.split('@')[-1]}")
 
 
-def create_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> AsyncEngine:
-    """An asyncpg engine; unix-socket URLs (`?host=/dir`) work as libpq's do."""
-    connect_args: dict[str, Any] = {}
+SERVICE_ROLE_CONNECTIONS = "torale_service_role_connections"  # Session.info key
+_SERVICE_CLAIMS = json.dumps({"role": "service_role"})
+
+
+def _behind_transaction_pooler(url: str) -> bool:
     query = parse_qs(urlsplit(url).query)
-    if "prepare_threshold" in query or "pgbouncer" in query:
+    return "prepare_threshold" in query or "pgbouncer" in query
+
+
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 5,
+    max_overflow: int = 10,
+    pre_ping: bool = True,
+    service_role: bool = False,
+) -> AsyncEngine:
+    """An asyncpg engine; unix-socket URLs (`?host=/dir`) work as libpq's do.
+
+    `service_role` (workers): connections start as `service_role` with its claims, so
+    `as_service` needs no statement per transaction; not behind a transaction pooler, where
+    session settings do not stick (there `as_service` sets them in each transaction)."""
+    connect_args: dict[str, Any] = {}
+    if _behind_transaction_pooler(url):
         connect_args["statement_cache_size"] = 0  # transaction poolers (Supabase pooler)
+    elif service_role:
+        connect_args["server_settings"] = {
+            "role": "service_role",
+            "request.jwt.claims": _SERVICE_CLAIMS,
+        }
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         connect_args=connect_args,
     )
 
 
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def session_factory(
+    engine: AsyncEngine, *, service_role: bool = False
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions on `engine`; `service_role` when it was created so (and is not pooled)."""
+    connected_as_service = service_role and not _behind_transaction_pooler(
+        engine.url.render_as_string(hide_password=True)
+    )
+    return async_sessionmaker(
+        engine, expire_on_commit=False, info={SERVICE_ROLE_CONNECTIONS: connected_as_service}
+    )
 
 
 def user_claims(user_id: uuid.UUID | str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -77,8 +109,8 @@ async def as_user(
 async def as_service(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """A transaction as `service_role`, which bypasses RLS: for workers and the scheduler."""
     async with sessions() as session, session.begin():
-        payload = json.dumps({"role": "service_role"})
-        await session.execute(_SET_CLAIMS, {"claims": payload, "role": "service_role"})
+        if not session.info.get(SERVICE_ROLE_CONNECTIONS):
+            await session.execute(_SET_CLAIMS, {"claims": _SERVICE_CLAIMS, "role": "service_role"})
         yield session
 
 

@@ -63,6 +63,7 @@ ROBOTS_TTL = 3600  # seconds a fetched robots.txt (or its absence) is trusted
 ROBOTS_UNREACHABLE_TTL = 300  # seconds we allow everything after robots.txt could not be read
 ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309: parse at least 500 KiB; the rest is ignored
 ROBOTS_MAX_REDIRECTS = 5  # RFC 9309: follow at least five
+ROBOTS_PARSED_TTL = 60  # seconds a process reuses a parsed robots.txt before reading it again
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
@@ -315,6 +316,9 @@ class Fetcher:
             key_prefix=f"{key_prefix}:polite",
         )
         self._robots = _RobotsStore(redis, f"{key_prefix}:robots")
+        # parsed rules per origin: a check would otherwise read robots.txt from Redis and parse
+        # it again; the rules are still honoured on every request
+        self._parsed_robots: dict[str, tuple[float, Protego]] = {}
         self._robots_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -445,6 +449,7 @@ class Fetcher:
             if status in _REDIRECTS and response.headers.get("location"):
                 return urljoin(url, response.headers["location"].strip())
             if status == 304:
+                await response.aread()  # empty by definition; reading it keeps the connection
                 body = b""
             elif 200 <= status < 300:
                 body = await self._read_body(response, url, max_bytes, truncate)
@@ -506,11 +511,23 @@ class Fetcher:
 
     async def _check_robots(self, url: str) -> None:
         origin = _origin(url)
-        robots = Protego.parse(await self._robots_txt(origin))
+        robots = await self._robots_rules(origin)
         if not robots.can_fetch(url, ROBOTS_TOKEN):
             raise RobotsDisallowed(
                 "robots_disallowed", f"robots.txt of {origin} disallows {url} for Torale"
             )
+
+    async def _robots_rules(self, origin: str) -> Protego:
+        """The origin's parsed robots.txt, kept in this process for ROBOTS_PARSED_TTL."""
+        now = time.monotonic()
+        cached = self._parsed_robots.get(origin)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        rules = Protego.parse(await self._robots_txt(origin))
+        if len(self._parsed_robots) >= _RobotsStore._PRUNE_AT:
+            self._parsed_robots = {k: v for k, v in self._parsed_robots.items() if v[0] > now}
+        self._parsed_robots[origin] = (now + ROBOTS_PARSED_TTL, rules)
+        return rules
 
     async def _robots_txt(self, origin: str) -> str:
         """The origin's robots.txt ("" = allow all), downloaded once per TTL (once per process)."""

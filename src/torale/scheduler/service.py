@@ -9,7 +9,7 @@ import structlog
 from sqlalchemy import text
 
 from torale.db.session import as_service
-from torale.queue import CheckSource, DetectChanges, enqueue
+from torale.queue import CheckRef, CheckSource, CheckSources, DetectChanges, enqueue
 from torale.worker_runtime import WorkerRuntime
 
 log = structlog.get_logger(__name__)
@@ -92,11 +92,15 @@ class TickReport:
 async def dispatch_due(
     runtime: WorkerRuntime, batch: int = DISPATCH_BATCH
 ) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """Create a queued check for every due source (never two in flight), then enqueue them."""
+    """Create a queued check for every due source (never two in flight), then enqueue them in
+    messages of `check_batch_size` checks, which a worker runs concurrently."""
     async with as_service(runtime.sessions) as session:
         rows = (await session.execute(_DISPATCH, {"batch": batch, "jitter": JITTER})).all()
-    for check_id, source_id in rows:
-        enqueue(runtime.celery, CheckSource(source_id=source_id, check_id=check_id))
+    size = runtime.settings.check_batch_size
+    for start in range(0, len(rows), size):
+        refs = [CheckRef(source_id=source_id, check_id=check_id)
+                for check_id, source_id in rows[start : start + size]]  # fmt: skip
+        enqueue(runtime.celery, CheckSources(checks=refs))
     return [(row[0], row[1]) for row in rows]
 
 
