@@ -407,21 +407,31 @@ async def decide_passages(
     )
     if not considered:
         return None
-    qvec = await query_vector(runtime, embedder, job)
-    vectors = await embedder.embed([c.with_context[:2000] for c in considered])
-    considered = [
-        dataclasses.replace(c, semantic=float(np.dot(qvec, v)))
-        for c, v in zip(considered, vectors, strict=True)
+    settings = runtime.settings
+    threshold = THRESHOLDS.get(job.sensitivity, THRESHOLDS["medium"])
+    page = job.current.content[:3000]
+
+    def weigh(change: Change, semantic: float) -> Scored:
+        return score(signals, dataclasses.replace(change, semantic=semantic), page=page,
+                     elsewhere=found.heading_words)  # fmt: skip
+
+    # the score only grows with meaning: a change that cannot pass even at cosine 1 (a view
+    # counter, a spelling fix) is not embedded; the LLM, when there is one, sees them all
+    hopeful = [
+        i
+        for i, c in enumerate(considered)
+        if LLMJudge.configured(settings) or weigh(c, 1.0).relevance >= threshold
     ]
+    semantic = dict.fromkeys(range(len(considered)), 0.0)
+    if hopeful:
+        qvec = await query_vector(runtime, embedder, job)
+        vectors = await embedder.embed([considered[i].with_context[:2000] for i in hopeful])
+        semantic.update((i, float(np.dot(qvec, v))) for i, v in zip(hopeful, vectors, strict=True))
     scored = sorted(
-        (
-            score(signals, c, page=job.current.content[:3000], elsewhere=found.heading_words)
-            for c in considered
-        ),
+        (weigh(c, semantic[i]) for i, c in enumerate(considered)),
         key=lambda s: s.relevance,
         reverse=True,
     )
-    threshold = THRESHOLDS.get(job.sensitivity, THRESHOLDS["medium"])
     log.debug(
         "detection scores",
         threshold=threshold,
@@ -429,7 +439,6 @@ async def decide_passages(
               s.change.with_context[:120]) for s in scored[:4]],
     )  # fmt: skip
     passing = [s for s in scored if s.relevance >= threshold]
-    settings = runtime.settings
     if LLMJudge.configured(settings):
         candidates = scored[:5]
         verdict = await LLMJudge(settings).judge(job.condition or job.raw_query, candidates)
