@@ -20,6 +20,7 @@ from torale.ai.embeddings import (
     EmbeddingError,
     LocalMiniLM,
     OpenAIEmbedder,
+    ShapeMemo,
     get_embedder,
     reset_embedders,
 )
@@ -106,6 +107,20 @@ async def test_minilm_similar_texts_are_closer(minilm: LocalMiniLM) -> None:
         ]
     )
     assert float(a @ b) > float(a @ c) + 0.2
+
+
+async def test_a_text_that_differs_only_in_numbers_reuses_a_vector(minilm: LocalMiniLM) -> None:
+    memo = ShapeMemo(minilm, size=2)
+    (first,) = await memo.embed(["Updated 4 - views 33"], scope="user-a")
+    again, other = await memo.embed(["Updated 5 - views 40", "Sold out"], scope="user-a")
+    np.testing.assert_array_equal(again, first)  # no model run: the same shape
+    (own,) = await minilm.embed(["Updated 5 - views 40"])
+    (theirs,) = await memo.embed(["Updated 5 - views 40"], scope="user-b")
+    np.testing.assert_allclose(theirs, own, atol=1e-6)  # another user never shares a vector
+    (fresh,) = await memo.embed(["Updated 6 - views 47"], scope="user-a")  # size 2: evicted
+    np.testing.assert_allclose(fresh, (await minilm.embed(["Updated 6 - views 47"]))[0], atol=1e-6)
+    assert (await memo.embed([], scope="user-a")).shape == (0, 384)
+    assert float(other @ first) < 0.9  # another shape is embedded for itself
 
 
 async def test_minilm_concurrent_calls_are_safe(

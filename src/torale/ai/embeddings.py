@@ -14,10 +14,12 @@ import hashlib
 import json
 import math
 import random
+import re
 import struct
 import threading
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -761,3 +763,54 @@ def reset_embedders() -> None:
     """Forget cached instances (tests, or after changing settings at run time)."""
     with _instances_lock:
         _instances.clear()
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+class ShapeMemo:
+    """Recent vectors by the shape of their text, numbers masked: a passage that differs from
+    one embedded before only in its numbers ("Updated 5 - views 40" after "Updated 4 - views
+    33") of the same user (their pages often share a template) reuses that vector instead of
+    running the model. Stored passage vectors serve to match a passage with its predecessor,
+    and a number-only variant should match the passage it varies; the detector reads the
+    numbers and embeds what it scores itself. Users never share vectors. Thread-safe; bounded
+    (LRU)."""
+
+    def __init__(self, embedder: Embedder, size: int = 4096) -> None:
+        self.embedder = embedder
+        self.size = size
+        self._vectors: OrderedDict[str, FloatArray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    async def embed(self, texts: Sequence[str], scope: str = "") -> FloatArray:
+        """Vectors for `texts`; only texts of the same `scope` (a user) share vectors."""
+        shapes = [scope + "\n" + _DIGITS.sub("0", " ".join(t.lower().split())) for t in texts]
+        with self._lock:
+            known = {s: self._vectors[s] for s in shapes if s in self._vectors}
+            for shape in known:
+                self._vectors.move_to_end(shape)
+        missing = list(dict.fromkeys(s for s in shapes if s not in known))
+        if missing:
+            first = {s: t for s, t in zip(shapes, texts, strict=True) if s in missing}
+            fresh = await self.embedder.embed([first[s] for s in missing])
+            with self._lock:
+                for shape, vector in zip(missing, fresh, strict=True):
+                    known[shape] = self._vectors[shape] = vector
+                while len(self._vectors) > self.size:
+                    self._vectors.popitem(last=False)
+        if not texts:
+            return np.zeros((0, self.embedder.dims), dtype=np.float32)
+        return np.stack([known[s] for s in shapes])
+
+
+_memos: dict[int, ShapeMemo] = {}
+
+
+def shape_memo(embedder: Embedder) -> ShapeMemo:
+    """The process's memo for this embedder."""
+    with _instances_lock:
+        memo = _memos.get(id(embedder))
+        if memo is None or memo.embedder is not embedder:
+            memo = _memos[id(embedder)] = ShapeMemo(embedder)
+        return memo

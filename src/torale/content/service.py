@@ -24,7 +24,7 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from torale.ai.embeddings import Embedder, get_embedder
+from torale.ai.embeddings import Embedder, get_embedder, shape_memo
 from torale.coalesce import Coalescer
 from torale.content.extract import Document, Passage, UnsupportedContent, extract
 from torale.db.session import as_service
@@ -394,7 +394,12 @@ async def _check(runtime: WorkerRuntime, check: ClaimedCheck) -> str:
     async with as_service(runtime.sessions) as session:
         passages = await new_passages(session, embedder, check, document)
     # embedding is CPU work: no transaction is held open meanwhile
-    vectors = await embedder.embed([p.text for p in passages]) if passages else np.zeros((0, 0))
+    memo = shape_memo(embedder)  # a passage that differs only in its numbers reuses a vector
+    vectors = (
+        await memo.embed([p.text for p in passages], scope=str(check.user_id))
+        if passages
+        else np.zeros((0, 0))
+    )
     compare = check.last_content_hash is not None  # the first snapshot is the baseline
     async with as_service(runtime.sessions) as session:
         snapshot_id = await store_snapshot(
