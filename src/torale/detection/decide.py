@@ -115,7 +115,7 @@ def lexical(signals: QuerySignals, text: str, page: str = "") -> float:
     if not subject:
         return 0.0
     here = {stem(w) for w in tokens(text)}
-    on_page = {stem(w) for w in tokens(page)} if page else set()
+    on_page = _page_words(page)
     total = 0.0
     for term in subject:
         finder = _GENERIC.get(term)
@@ -124,6 +124,12 @@ def lexical(signals: QuerySignals, text: str, page: str = "") -> float:
         elif term in on_page:
             total += 0.5
     return total / len(subject)
+
+
+@functools.lru_cache(maxsize=16)
+def _page_words(page: str) -> frozenset[str]:
+    """The page's stemmed words (every change of a check is scored against the same page)."""
+    return frozenset(stem(w) for w in tokens(page))
 
 
 def _names_id(model: str, text: str) -> bool:
@@ -363,7 +369,7 @@ class SeenLines:
 
     @functools.cached_property
     def _versions(self) -> set[str]:
-        return {v for k in self.keys for v in versions(k)}
+        return versions("\n".join(self.keys))
 
     def novelty(self, text: str) -> tuple[tuple[str, ...], int]:
         """(the unseen lines of `text`, how many of them are new entries)."""
