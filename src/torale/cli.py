@@ -158,6 +158,15 @@ def worker(
     for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
     _compact_malloc()
+    if pool == "prefork":
+        # load the local model before the pool forks: its arrays are then shared by the
+        # processes (copy-on-write, never written) instead of copied into each one
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from torale.ai.embeddings import LocalMiniLM, get_embedder
+
+        embedder = get_embedder(settings)
+        if isinstance(embedder, LocalMiniLM):
+            embedder.load()
     from torale.worker import celery_app
 
     celery_app.worker_main(
