@@ -3,7 +3,7 @@
 A check that the detector generalises beyond `shared/changebench/dev`: other layouts (release
 tables, news indexes, CVE tables, stock tables, plan tables, paragraphs that change tense),
 other wordings of queries, and traps (pre-releases, another model's stock, a typo fix, a
-sentence appended to a paragraph, a stale copy). The pages and labels are written by hand
+sentence appended to a paragraph, a stale copy, a removal from a list). The pages and labels are written by hand
 here, not read from real histories, so they are a smoke test, not a score to report.
 
     uv run python bench/handmade_cases.py /tmp/handmade
@@ -619,4 +619,183 @@ case(
         changelog([("1.0.0 (2nd March, 2025)", ["The 1.0 release is here."]), c28b, c27]),
     ],
     [None, "no_alert", "no_alert", "alert"],
+)
+
+
+# known misses without an LLM: y-debian-13 (a freeze date reads like a release date) and
+# y-pep-accepted (the page says 'PEP', the query 'Python Enhancement Proposal')
+
+
+def deb(rows: Any) -> str:
+    return (
+        "<h1>Debian Releases</h1><p>Debian always has at least one release in active maintenance.</p><h2>Index of releases</h2><ul>"
+        + "".join(f"<li><strong>{a}</strong> &mdash; {b}</li>" for a, b in rows)
+        + "</ul>"
+    )
+
+
+d12 = ("Debian 12 (bookworm)", "current stable release, released June 10th, 2023")
+case(
+    "y-debian-13",
+    "release",
+    "Let me know once Debian 13 trixie is released.",
+    "Debian Releases",
+    "Debian",
+    [
+        deb([("Debian 13 (trixie)", "testing, no release date has been set"), d12]),
+        deb([("Debian 13 (trixie)", "testing, frozen since March 15th, 2025"), d12]),
+        deb(
+            [
+                ("Debian 13 (trixie)", "current stable release, released August 9th, 2025"),
+                ("Debian 12 (bookworm)", "oldstable release, released June 10th, 2023"),
+            ]
+        ),
+        deb(
+            [
+                ("Debian 14 (forky)", "testing, no release date has been set"),
+                ("Debian 13 (trixie)", "current stable release, released August 9th, 2025"),
+                ("Debian 12 (bookworm)", "oldstable release, released June 10th, 2023"),
+            ]
+        ),
+    ],
+    [None, "no_alert", "alert", "no_alert"],
+)
+
+
+def brew(oses: Any) -> str:
+    return (
+        "<h1>Homebrew installation</h1><h2>macOS requirements</h2><p>Homebrew supports these macOS versions:</p><ul>"
+        + "".join(f"<li>{o}</li>" for o in oses)
+        + "</ul><h2>Linux</h2><p>Homebrew on Linux needs glibc 2.13 or newer.</p>"
+    )
+
+
+case(
+    "y-brew-monterey",
+    "policy",
+    "Ping me if Homebrew drops support for macOS Monterey.",
+    "Installation - Homebrew",
+    "Homebrew",
+    [
+        brew(
+            ["macOS Sequoia (15)", "macOS Sonoma (14)", "macOS Ventura (13)", "macOS Monterey (12)"]
+        ),
+        brew(
+            [
+                "macOS Tahoe (26)",
+                "macOS Sequoia (15)",
+                "macOS Sonoma (14)",
+                "macOS Ventura (13)",
+                "macOS Monterey (12)",
+            ]
+        ),
+        brew(["macOS Tahoe (26)", "macOS Sequoia (15)", "macOS Sonoma (14)", "macOS Ventura (13)"]),
+    ],
+    [None, "no_alert", "alert"],
+)
+
+
+def pg(rows: Any) -> str:
+    return (
+        "<h1>PostgreSQL Versioning Policy</h1><h2>Releases</h2><table><tr><th>Version</th><th>Current minor</th><th>Supported</th><th>First release</th></tr>"
+        + "".join(
+            f"<tr><td>{a}</td><td>{b}</td><td>{c}</td><td>{d}</td></tr>" for a, b, c, d in rows
+        )
+        + "</table>"
+    )
+
+
+r17 = ("17", "17.5", "Yes", "September 26, 2024")
+r16 = ("16", "16.9", "Yes", "September 14, 2023")
+case(
+    "y-postgres-18",
+    "release",
+    "Tell me when PostgreSQL 18 is released.",
+    "Versioning policy",
+    "PostgreSQL",
+    [
+        pg([r17, r16]),
+        pg(
+            [
+                ("17", "17.6", "Yes", "September 26, 2024"),
+                ("16", "16.10", "Yes", "September 14, 2023"),
+            ]
+        ),
+        pg(
+            [
+                ("18", "18.0", "Yes", "September 25, 2025"),
+                ("17", "17.6", "Yes", "September 26, 2024"),
+                ("16", "16.10", "Yes", "September 14, 2023"),
+            ]
+        ),
+        pg(
+            [
+                ("18", "18.1", "Yes", "September 25, 2025"),
+                ("17", "17.7", "Yes", "September 26, 2024"),
+                ("16", "16.11", "Yes", "September 14, 2023"),
+            ]
+        ),
+    ],
+    [None, "no_alert", "alert", "no_alert"],
+)
+
+
+def js(s: Any) -> str:
+    return f"<h1>JSConf EU 2025</h1><p>Berlin, June 2025.</p><h2>Tickets</h2><p>{s}</p><h2>Speakers</h2><p>To be announced.</p>"
+
+
+case(
+    "y-jsconf-soldout",
+    "availability",
+    "Alert me when tickets for JSConf EU 2025 sell out.",
+    "JSConf EU 2025",
+    "JSConf EU",
+    [
+        js("Tickets are available now. Get yours!"),
+        js("Only a few tickets left. Get yours!"),
+        js("Sold out! Thank you all."),
+        js("Sold out! Join the waitlist."),
+    ],
+    [None, "no_alert", "alert", "no_alert"],
+)
+
+
+def pep(rows: Any) -> str:
+    return (
+        "<h1>PEP index</h1><h2>Index by category</h2><table><tr><th>PEP</th><th>Title</th><th>Status</th></tr>"
+        + "".join(f"<tr><td>{a}</td><td>{b}</td><td>{c}</td></tr>" for a, b, c in rows)
+        + "</table>"
+    )
+
+
+p1 = ("PEP 750", "Template Strings", "Draft")
+p2 = ("PEP 751", "A file format to record Python dependencies", "Draft")
+p3 = ("PEP 749", "Implementing PEP 649", "Draft")
+case(
+    "y-pep-accepted",
+    "policy",
+    "Notify me whenever a new Python Enhancement Proposal is accepted.",
+    "PEP index",
+    "Python",
+    [
+        pep([p1, p2, p3]),
+        pep([(p1[0], p1[1], "Accepted"), p2, p3]),
+        pep(
+            [
+                (p1[0], p1[1], "Accepted"),
+                p2,
+                p3,
+                ("PEP 752", "Implicit namespaces for package repositories", "Draft"),
+            ]
+        ),
+        pep(
+            [
+                (p1[0], p1[1], "Accepted"),
+                (p2[0], p2[1], "Accepted"),
+                p3,
+                ("PEP 752", "Implicit namespaces for package repositories", "Draft"),
+            ]
+        ),
+    ],
+    [None, "alert", "no_alert", "alert"],
 )

@@ -237,6 +237,22 @@ def test_a_price_change_is_news_for_a_pricing_query() -> None:
     assert not table.about_price
 
 
+def test_state_words_a_modification_brings_and_removals_from_a_list() -> None:
+    sold = read_query("Alert me when tickets for JSConf EU 2025 sell out.")
+    few = Change("modified", "Tickets are available now.", "Only a few tickets left.", "Tickets",
+                 semantic=0.53, novel=("Only a few tickets left.",), new_entries=1)  # fmt: skip
+    out = Change("modified", "Only a few tickets left.", "Sold out! Thank you all.", "Tickets",
+                 semantic=0.48, novel=("Sold out! Thank you all.",), new_entries=1)  # fmt: skip
+    assert score(sold, few).relevance < THRESHOLDS["medium"] <= score(sold, out).relevance
+    assert "now says out, sell" in score(sold, out).reasons  # "sold" is a form of "sell"
+
+    brew = read_query("Ping me if Homebrew drops support for macOS Monterey.")
+    added = Change("modified", "macOS Sonoma (14)\nmacOS Monterey (12)",
+                   "macOS Tahoe (26)\nmacOS Sonoma (14)\nmacOS Monterey (12)", "macOS requirements",
+                   semantic=0.7, novel=("macOS Tahoe (26)",), new_entries=1)  # fmt: skip
+    assert "nothing removed, and the query asks for a removal" in score(brew, added).reasons
+
+
 def test_one_time_and_recurring_queries() -> None:
     assert not read_query("Tell me when Flask 3.1.0 is released.").recurring
     assert not read_query("Tell me if tickets for PyCon sell out.").recurring
@@ -424,6 +440,26 @@ async def test_each_new_sponsor_alerts_and_a_reshuffle_does_not(
     assert (await serve(["ReadMe", "MongoDB", "GitBook"], "3"))["alerts"] == []  # reordered
     assert (await serve(["ReadMe", "MongoDB"], "4"))["alerts"] == []  # one left
     assert (await serve(["ReadMe", "MongoDB", "JetBrains"], "5"))["outcome"] == "alerted"
+
+
+async def test_a_name_dropped_from_a_list_meets_a_removal_query(
+    runtime: WorkerRuntime, pages: PageServer, pg: psycopg.Connection
+) -> None:
+    monitor = Monitor(
+        pg, pages.url("/drop"), "Tell me when PyCon Nowhere 2024 removes ReadMe from its sponsors."
+    )
+
+    async def serve(patrons: list[str], stamp: str) -> dict[str, Any]:
+        items = "".join(f"<li>{name}</li>" for name in patrons)
+        pages.add("/drop", SPONSORS.format(patrons=items, stamp=stamp))
+        return await monitor.check(runtime)
+
+    await serve(["GitBook", "ReadMe"], "1")
+    assert (await serve(["GitBook", "ReadMe", "MongoDB"], "2"))["alerts"] == []  # an addition
+    dropped = await serve(["GitBook", "MongoDB"], "3")
+    assert dropped["outcome"] == "alerted"
+    assert dropped["alerts"][0]["details"]["changes"][0]["kind"] == "removed"
+    assert "ReadMe" in dropped["alerts"][0]["details"]["changes"][0]["before"]
 
 
 async def test_a_one_time_condition_alerts_once(

@@ -160,6 +160,23 @@ def _was_planned(change: Change) -> bool:
     )
 
 
+def _lost_lines(change: Change) -> list[str]:
+    """Lines of the old passage that the new one no longer has."""
+    if change.before is None or change.after is None:
+        return []
+    now = {line_key(line) for line in change.after.splitlines()}
+    return [
+        line for line in change.before.splitlines() if line.strip() and line_key(line) not in now
+    ]
+
+
+def _brought_words(signals: QuerySignals, change: Change) -> set[str]:
+    """The query's subject words a modification brought in (not in the text it replaced)."""
+    old = stems(change.before or "")
+    now = stems(change.cells_changed or change.focus)
+    return set((signals.terms - signals.event_terms) & (now - old))
+
+
 def _own_heading_terms(signals: QuerySignals, change: Change) -> set[str]:
     """The query's subject words in the heading right above a change."""
     own = change.headings.rsplit(" > ", 1)[-1]
@@ -212,6 +229,8 @@ def score(
         tally.scale(0.3, "does not name the model asked about")
     if signals.numbers and not any(_names_number(n, text) for n in signals.numbers):
         tally.scale(0.5, "does not name the number asked about")
+    elif signals.numbers and signals.wants_release and _DATE.search(change.focus):
+        tally.add(0.1, "dated")  # "18 | 18.0 | September 25, 2025" for "PostgreSQL 18"
     if signals.wants_price:
         if not _price_met(signals, change.after or ""):
             return Scored(change, 0.0, ("no price meets the threshold",))
@@ -234,6 +253,8 @@ def score(
         tally.scale(0.3, "only numbers changed")  # clocks, counters: the words did not change
     if change.kind == "removed" and not signals.wants_removal:
         tally.relevance *= 0.3  # a disappearance rarely meets a condition (and flips back)
+    elif signals.wants_removal and change.kind != "removed" and not _lost_lines(change):
+        tally.scale(0.3, "nothing removed, and the query asks for a removal")
     return Scored(change, max(0.0, min(1.0, tally.relevance)), tuple(tally.reasons))
 
 
@@ -250,10 +271,14 @@ def _weigh_entry(
             tally.add(0.15, f"a new {signals.target}")
     elif signals.target and change.kind != "removed" and not _was_planned(change):
         tally.scale(0.6, f"not a new {signals.target}")
-    elif change.is_new_entry:
+    elif change.kind == "added" and change.is_new_entry:
         about = _own_heading_terms(signals, change)
         if about:
             tally.add(0.1, "new under a heading about " + ", ".join(sorted(about)))
+    if change.kind == "modified" and not signals.whenever:
+        brought = _brought_words(signals, change)
+        if brought:  # "Status: Draft" -> "Status: Accepted" for "when ... is accepted"
+            tally.add(0.1, "now says " + ", ".join(sorted(brought)))
     if signals.qualifiers and elsewhere:
         other = signals.qualifiers & elsewhere - stems(f"{change.headings}\n{change.focus}")
         if other:

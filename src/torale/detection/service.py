@@ -32,6 +32,7 @@ from torale.detection.decide import (
     extractive_summary,
     facts,
     fingerprint,
+    line_key,
     magnitude,
     new_sentences,
     score,
@@ -301,6 +302,16 @@ def _replacements(
     return replaced
 
 
+def _lost_lines(before: str | None, page: str) -> str:
+    """The lines of a replaced passage that are nowhere on the page now."""
+    if not before:
+        return ""
+    now = {line_key(line) for line in page.splitlines()}
+    return "\n".join(
+        line for line in before.splitlines() if line.strip() and line_key(line) not in now
+    )
+
+
 def _before(sections: dict[frozenset[str], str], section: str) -> str | None:
     """The same release section (by the versions its heading names) in the previous snapshot."""
     key = frozenset(versions(section.split(" — ")[0]))
@@ -350,11 +361,18 @@ async def diff(session: AsyncSession, embedder: Embedder, job: Job) -> Diff:
     for new_hash in fresh:
         after = texts[new_hash]
         novel, entries = seen_lines.novelty(after)
+        old_hash = replaced.get(new_hash)
         if not novel:
-            continue  # every line was on the page recently: re-cut, reordered or restored
+            # every line was on the page recently (re-cut, reordered or restored); what it
+            # lost may still be news: "macOS Monterey (12)" dropped from a merged list
+            lost = _lost_lines(texts.get(old_hash or ""), job.current.content)
+            if lost:
+                place = where.get(new_hash, nowhere)
+                changes.append(Change("removed", lost, None, place.context, section=place.section,
+                                      headings=place.headings, columns=place.columns))  # fmt: skip
+            continue
         if kinds.get(new_hash, "").startswith("heading") and not _is_release(after):
             entries = 0  # a new heading alone is structure; a release heading is an entry
-        old_hash = replaced.get(new_hash)
         if old_hash and old_hash in texts:  # a changed paragraph: only its new sentences
             novel = tuple(new_sentences(line, texts[old_hash]) for line in novel)
         place = where.get(new_hash, nowhere)

@@ -61,7 +61,8 @@ STOPWORDS = frozenset(
 EVENT_WORDS = frozenset(
     """release released releases releasing announce announced announcing announcement publish
     published available availability becomes added adds launch launched opens open new reach
-    reaches reached hit hits""".split()
+    reaches reached hit hits drop drops dropped remove removes removed discontinue discontinues
+    discontinued retire retires retired delist delists delisted""".split()
 )
 
 
@@ -69,8 +70,18 @@ def tokens(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+# past forms a condition is often met in ("sold out" for "sell out", "went live")
+_IRREGULAR = {
+    "sold": "sell", "went": "go", "gone": "go", "began": "begin", "begun": "begin",
+    "became": "becom", "rose": "rise", "risen": "rise", "fell": "fall", "fallen": "fall",
+    "bought": "buy", "held": "hold", "left": "leave", "made": "make", "took": "take",
+}  # fmt: skip
+
+
 def stem(word: str) -> str:
     """A light suffix stripper: enough to match 'announcing' with 'announced'."""
+    if word in _IRREGULAR:
+        return _IRREGULAR[word]
     for suffix in ("ements", "ement", "ing", "ers", "ied", "ies", "ed", "es", "er", "s"):
         if len(word) > len(suffix) + 2 and word.endswith(suffix):
             return word[: -len(suffix)] + ("y" if suffix in ("ied", "ies") else "")
