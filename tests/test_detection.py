@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -419,17 +419,27 @@ SPONSORS = """<html><head><title>PyCon Nowhere 2024</title></head><body><main><a
 </article></main></body></html>"""
 
 
-async def test_each_new_sponsor_alerts_and_a_reshuffle_does_not(
-    runtime: WorkerRuntime, pages: PageServer, pg: psycopg.Connection
-) -> None:
-    monitor = Monitor(
-        pg, pages.url("/conf"), "Alert me whenever PyCon Nowhere 2024 announces a new sponsor."
-    )
+def sponsor_page(
+    runtime: WorkerRuntime, pages: PageServer, pg: psycopg.Connection, query: str
+) -> Callable[[list[str], str], Awaitable[dict[str, Any]]]:
+    """A monitor of a conference page: serve(patrons, stamp) serves that list, then checks."""
+    path = f"/conf-{uuid.uuid4().hex[:8]}"
+    monitor = Monitor(pg, pages.url(path), query)
 
     async def serve(patrons: list[str], stamp: str) -> dict[str, Any]:
         items = "".join(f"<li>{name}</li>" for name in patrons)
-        pages.add("/conf", SPONSORS.format(patrons=items, stamp=stamp))
+        pages.add(path, SPONSORS.format(patrons=items, stamp=stamp))
         return await monitor.check(runtime)
+
+    return serve
+
+
+async def test_each_new_sponsor_alerts_and_a_reshuffle_does_not(
+    runtime: WorkerRuntime, pages: PageServer, pg: psycopg.Connection
+) -> None:
+    serve = sponsor_page(
+        runtime, pages, pg, "Alert me whenever PyCon Nowhere 2024 announces a new sponsor."
+    )
 
     await serve(["GitBook", "ReadMe"], "1")
     first = await serve(["GitBook", "ReadMe", "MongoDB"], "2")
@@ -445,14 +455,9 @@ async def test_each_new_sponsor_alerts_and_a_reshuffle_does_not(
 async def test_a_name_dropped_from_a_list_meets_a_removal_query(
     runtime: WorkerRuntime, pages: PageServer, pg: psycopg.Connection
 ) -> None:
-    monitor = Monitor(
-        pg, pages.url("/drop"), "Tell me when PyCon Nowhere 2024 removes ReadMe from its sponsors."
+    serve = sponsor_page(
+        runtime, pages, pg, "Tell me when PyCon Nowhere 2024 removes ReadMe from its sponsors."
     )
-
-    async def serve(patrons: list[str], stamp: str) -> dict[str, Any]:
-        items = "".join(f"<li>{name}</li>" for name in patrons)
-        pages.add("/drop", SPONSORS.format(patrons=items, stamp=stamp))
-        return await monitor.check(runtime)
 
     await serve(["GitBook", "ReadMe"], "1")
     assert (await serve(["GitBook", "ReadMe", "MongoDB"], "2"))["alerts"] == []  # an addition
