@@ -160,14 +160,17 @@ def _was_planned(change: Change) -> bool:
     )
 
 
-def _lost_lines(change: Change) -> list[str]:
-    """Lines of the old passage that the new one no longer has."""
-    if change.before is None or change.after is None:
+def lost_lines(before: str | None, now: str | None) -> list[str]:
+    """Lines of `before` that `now` (a passage, or the whole page) no longer has."""
+    if before is None or now is None:
         return []
-    now = {line_key(line) for line in change.after.splitlines()}
-    return [
-        line for line in change.before.splitlines() if line.strip() and line_key(line) not in now
-    ]
+    kept = {line_key(line) for line in now.splitlines()}
+    return [line for line in before.splitlines() if line.strip() and line_key(line) not in kept]
+
+
+def release_key(section: str) -> frozenset[str]:
+    """The versions a release section's heading names ("0.28.0 (28th November) — Released")."""
+    return frozenset(versions(section.split(" — ")[0]))
 
 
 def _brought_words(signals: QuerySignals, change: Change) -> set[str]:
@@ -253,7 +256,11 @@ def score(
         tally.scale(0.3, "only numbers changed")  # clocks, counters: the words did not change
     if change.kind == "removed" and not signals.wants_removal:
         tally.relevance *= 0.3  # a disappearance rarely meets a condition (and flips back)
-    elif signals.wants_removal and change.kind != "removed" and not _lost_lines(change):
+    elif (
+        signals.wants_removal
+        and change.kind != "removed"
+        and not lost_lines(change.before, change.after)
+    ):
         tally.scale(0.3, "nothing removed, and the query asks for a removal")
     return Scored(change, max(0.0, min(1.0, tally.relevance)), tuple(tally.reasons))
 
@@ -288,14 +295,12 @@ def _weigh_entry(
 def _weigh_version(signals: QuerySignals, change: Change, text: str, tally: _Tally) -> None:
     """The change names the version asked about: more so dated, or named for the first time;
     less when it only mentions it in the notes of another release ("removed in 1.0")."""
-    heading = change.section.split(" — ")[0]
-    if versions(heading) and not any(
-        version_matches(v, versions(heading)) for v in signals.versions
-    ):
+    release = release_key(change.section)
+    if release and not any(version_matches(v, set(release)) for v in signals.versions):
         tally.scale(0.5, "mentioned under another release")
         return
     tally.add(0.15, "names the version asked about")
-    if versions(heading) and _released(change.section):
+    if release and _released(change.section):
         tally.add(0.1, "its release section is dated")  # "1.0.0 (2nd March, 2025)"
     elif _DATE.search(text):
         tally.add(0.05, "dated")

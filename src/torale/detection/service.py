@@ -26,15 +26,17 @@ from torale.detection.decide import (
     MODIFIED_SIMILARITY,
     THRESHOLDS,
     Change,
+    ChangeKind,
     Scored,
     SeenLines,
     already_reported,
     extractive_summary,
     facts,
     fingerprint,
-    line_key,
+    lost_lines,
     magnitude,
     new_sentences,
+    release_key,
     score,
     severity,
 )
@@ -302,20 +304,17 @@ def _replacements(
     return replaced
 
 
-def _lost_lines(before: str | None, page: str) -> str:
-    """The lines of a replaced passage that are nowhere on the page now."""
-    if not before:
-        return ""
-    now = {line_key(line) for line in page.splitlines()}
-    return "\n".join(
-        line for line in before.splitlines() if line.strip() and line_key(line) not in now
-    )
-
-
 def _before(sections: dict[frozenset[str], str], section: str) -> str | None:
     """The same release section (by the versions its heading names) in the previous snapshot."""
-    key = frozenset(versions(section.split(" — ")[0]))
+    key = release_key(section)
     return sections.get(key) if key else None
+
+
+def _change(kind: ChangeKind, before: str | None, after: str | None, place: Where,
+            **found: Any) -> Change:  # fmt: skip
+    """A change read where it stands on its page."""
+    return Change(kind, before, after, place.context, section=place.section,
+                  headings=place.headings, columns=place.columns, **found)  # fmt: skip
 
 
 async def diff(session: AsyncSession, embedder: Embedder, job: Job) -> Diff:
@@ -341,17 +340,11 @@ async def diff(session: AsyncSession, embedder: Embedder, job: Job) -> Diff:
     nowhere = Where("", "")
     seen_lines = SeenLines([snap.content for snap in job.window])
     kinds = dict(zip(job.current.hashes, job.current.kinds, strict=False))
+    old_places = headings_above(previous, texts) if previous else []
+    old_where = dict(zip(previous.hashes, old_places, strict=False)) if previous else {}
     sections_before: dict[frozenset[str], str] = {}
-    if previous:
-        for place in headings_above(previous, texts):
-            sections_before.setdefault(
-                frozenset(versions(place.section.split(" — ")[0])), place.section
-            )
-    old_where = (
-        dict(zip(previous.hashes, headings_above(previous, texts), strict=False))
-        if previous
-        else {}
-    )
+    for place in old_places:
+        sections_before.setdefault(release_key(place.section), place.section)
     fresh = [h for h in new_hashes if h in texts]
     old_kinds = dict(zip(previous.hashes, previous.kinds, strict=False)) if previous else {}
     slot = {h: (where[h].context, kinds.get(h, "")) for h in fresh if h in where}
@@ -365,11 +358,11 @@ async def diff(session: AsyncSession, embedder: Embedder, job: Job) -> Diff:
         if not novel:
             # every line was on the page recently (re-cut, reordered or restored); what it
             # lost may still be news: "macOS Monterey (12)" dropped from a merged list
-            lost = _lost_lines(texts.get(old_hash or ""), job.current.content)
+            lost = lost_lines(texts.get(old_hash or ""), job.current.content)
             if lost:
-                place = where.get(new_hash, nowhere)
-                changes.append(Change("removed", lost, None, place.context, section=place.section,
-                                      headings=place.headings, columns=place.columns))  # fmt: skip
+                changes.append(
+                    _change("removed", "\n".join(lost), None, where.get(new_hash, nowhere))
+                )
             continue
         if kinds.get(new_hash, "").startswith("heading") and not _is_release(after):
             entries = 0  # a new heading alone is structure; a release heading is an entry
@@ -377,19 +370,14 @@ async def diff(session: AsyncSession, embedder: Embedder, job: Job) -> Diff:
             novel = tuple(new_sentences(line, texts[old_hash]) for line in novel)
         place = where.get(new_hash, nowhere)
         changes.append(
-            Change("modified" if old_hash else "added", texts.get(old_hash or ""), after,
-                   place.context, novel=novel, new_entries=entries, section=place.section,
-                   headings=place.headings, columns=place.columns,
-                   section_before=_before(sections_before, place.section))
+            _change("modified" if old_hash else "added", texts.get(old_hash or ""), after, place,
+                    novel=novel, new_entries=entries,
+                    section_before=_before(sections_before, place.section))
         )  # fmt: skip
     matched_old = set(replaced.values())
     for old_hash in gone:
         if old_hash not in matched_old and old_hash in texts:
-            place = old_where[old_hash]
-            changes.append(
-                Change("removed", texts[old_hash], None, place.context, section=place.section,
-                       headings=place.headings, columns=place.columns)
-            )  # fmt: skip
+            changes.append(_change("removed", texts[old_hash], None, old_where[old_hash]))
     heading_words = {
         word
         for h, kind in zip(job.current.hashes, job.current.kinds, strict=False)
