@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from torale.config import Settings, load_settings
 from torale.net import ssrf
@@ -27,7 +28,7 @@ from torale.net.fetch import (
     UnsafeURL,
     create_http_client,
 )
-from torale.net.politeness import PolitenessTimeout, RedisDomainGate
+from torale.net.politeness import Lease, PolitenessTimeout, RedisDomainGate
 from torale.net.retry import RetryPolicy, parse_retry_after
 
 from .pages import PageServer, Reply, Seen
@@ -445,6 +446,32 @@ async def test_expired_lease_frees_the_slot(redis: Redis) -> None:
     await asyncio.sleep(0.3)
     async with gate.slot("example.com"):
         pass
+
+
+async def test_gate_reloads_its_scripts_after_redis_forgets_them(redis: Redis) -> None:
+    """A restarted or flushed Redis answers NOSCRIPT; the gate loads its scripts and goes on."""
+    gate = RedisDomainGate(
+        redis, concurrency=2, min_delay=0.01, key_prefix=f"test:{uuid.uuid4().hex}"
+    )
+    async with gate.slot("example.com"):
+        pass
+    await redis.script_flush()
+    async with gate.slot("example.com"), gate.slot("example.com"):
+        pass
+
+
+async def test_concurrent_gate_commands_fail_alone(redis: Redis) -> None:
+    """Commands of concurrent callers share a pipeline; one command's error is its caller's."""
+    prefix = f"test:{uuid.uuid4().hex}"
+    gate = RedisDomainGate(redis, concurrency=1, min_delay=0, key_prefix=prefix)
+    await redis.set(f"{prefix}:leases:broken.example", "not a sorted set")
+    broken, fine = await asyncio.gather(
+        gate.acquire("broken.example"), gate.acquire("fine.example"), return_exceptions=True
+    )
+    assert isinstance(broken, ResponseError) and "WRONGTYPE" in str(broken)
+    assert isinstance(fine, Lease)
+    await gate.release(fine)
+    assert await redis.zcard(f"{prefix}:leases:fine.example") == 0
 
 
 # --- the retry policy on its own ----------------------------------------------------------

@@ -8,8 +8,9 @@ With Redis, the in-flight requests are leases in a sorted set scored by their ex
 pruned atomically by a Lua script, so a worker that crashes mid-request frees its slot when the
 lease expires (`lease_ttl`; callers bound their work within it). The next allowed start time
 is one Redis key advanced atomically by a second script. Redis's own clock is used, so workers
-with skewed clocks agree. Without Redis, `LocalDomainGate` gives the same semantics within one
-process.
+with skewed clocks agree. The commands of concurrent callers on one event loop (the checks of a
+batch) go to Redis together, one pipeline per round trip. Without Redis, `LocalDomainGate`
+gives the same semantics within one process.
 """
 
 from __future__ import annotations
@@ -22,8 +23,12 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+from torale.coalesce import Coalescer
 
 __all__ = [
     "DomainGate",
@@ -153,27 +158,53 @@ class RedisDomainGate(DomainGate):
         self.redis = redis
         self.lease_ttl = lease_ttl
         self.key_prefix = key_prefix
-        self._acquire_script = redis.register_script(_ACQUIRE)
-        self._reserve_script = redis.register_script(_RESERVE_START)
+        self._acquire_sha = redis.register_script(_ACQUIRE).sha
+        self._reserve_sha = redis.register_script(_RESERVE_START).sha
+        self._commands: Coalescer[tuple[Any, ...], Any] = Coalescer(self._pipeline, max_batch=256)
 
     def _key(self, host: str, kind: str) -> str:
         return f"{self.key_prefix}:{kind}:{host}"
 
+    async def _command(self, *command: Any) -> Any:
+        result = await self._commands(command)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def _pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Send commands in one round trip; each result is a reply or that command's error.
+        Scripts go by SHA, loaded on the first NOSCRIPT (a new or flushed Redis)."""
+        results = await self._send(commands)
+        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if missing:
+            for script in (_ACQUIRE, _RESERVE_START):
+                await self.redis.script_load(script)
+            retried = await self._send([commands[i] for i in missing])
+            for i, result in zip(missing, retried, strict=True):
+                results[i] = result
+        return results
+
+    async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return list(await pipe.execute(raise_on_error=False))
+
     async def _try_acquire(self, host: str, lease: Lease) -> bool:
-        taken = await self._acquire_script(
-            keys=[self._key(host, "leases")],
-            args=[self.concurrency, lease.id, max(1, int(self.lease_ttl * 1000))],
-        )
+        ttl_ms = max(1, int(self.lease_ttl * 1000))
+        key = self._key(host, "leases")
+        taken = await self._command("EVALSHA", self._acquire_sha, 1, key, self.concurrency,
+                                    lease.id, ttl_ms)  # fmt: skip
         return bool(taken)
 
     async def _reserve_start(self, host: str) -> float:
-        wait_ms = await self._reserve_script(
-            keys=[self._key(host, "next")], args=[max(1, int(self.min_delay * 1000))]
-        )
+        delay_ms = max(1, int(self.min_delay * 1000))
+        key = self._key(host, "next")
+        wait_ms = await self._command("EVALSHA", self._reserve_sha, 1, key, delay_ms)
         return int(wait_ms) / 1000
 
     async def release(self, lease: Lease) -> None:
-        await self.redis.zrem(self._key(lease.host, "leases"), lease.id)
+        await self._command("ZREM", self._key(lease.host, "leases"), lease.id)
 
 
 class _LocalHost:
