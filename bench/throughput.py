@@ -483,8 +483,11 @@ def run(args: argparse.Namespace, system: System) -> dict[str, Any]:
         "TORALE_EMBEDDING_PROVIDER": "local",
     }
     me = [sys.executable, "-m", "torale"]
-    worker = Child("worker", [*me, "worker", "--queues", QUEUES, "--pool", args.pool,
-                              "--concurrency", str(args.workers)], env, tmp / "worker.log")  # fmt: skip
+    worker_argv = [*me, "worker", "--queues", QUEUES, "--pool", args.pool,
+                   "--concurrency", str(args.workers)]  # fmt: skip
+    if args.pool == "threads":
+        worker_argv += ["--processes", str(args.processes)]
+    worker = Child("worker", worker_argv, env, tmp / "worker.log")
     beat = Child("beat", [*me, "beat"], env, tmp / "beat.log")
     system.children += [worker.start(), beat.start()]
 
@@ -551,6 +554,7 @@ def run(args: argparse.Namespace, system: System) -> dict[str, Any]:
         "warmup_s": round(warmup, 1),
         "workers": args.workers,
         "pool": args.pool,
+        "processes": args.processes if args.pool == "threads" else None,
         "blas_env": {k: os.environ[k] for k in BLAS_ENV if k in os.environ},
         "scheduler": f"torale beat, TORALE_SCHEDULER_TICK={TICK_SECONDS:g}",
         "checks": checks,
@@ -582,7 +586,8 @@ def print_table(r: dict[str, Any]) -> None:
     rows = [
         ("mode", f"{r['mode']} ({what})"),
         ("sources", f"{r['n']}, every 1 s; worker --pool {r['pool']} --concurrency "
-                    f"{r['workers']} ({QUEUES}) + beat (tick {TICK_SECONDS:g} s)"),
+                    f"{r['workers']}" + (f" --processes {r['processes']}" if r["processes"]
+                    else "") + f" ({QUEUES}) + beat (tick {TICK_SECONDS:g} s)"),
         ("window", f"{r['window_s']:.1f} s after a {r['warmup_s']:.0f} s warm-up"
                    + "".join(f"; {k}={v}" for k, v in r["blas_env"].items())),
         ("checks finished", f"{r['checks']}  ({r['page_requests']} page requests served)"),
@@ -651,6 +656,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2,
                         help="worker concurrency: threads of one process (--pool threads) or "
                         "pool processes (--pool prefork)")  # fmt: skip
+    parser.add_argument("--processes", type=int, default=0,
+                        help="threaded worker processes sharing code and model (torale worker "
+                        "--processes; 0, its default: one per core, up to 4); ignored with "
+                        "--pool prefork")  # fmt: skip
     parser.add_argument("--pool", choices=["threads", "prefork"], default="threads",
                         help="the worker's Celery pool (torale worker --pool)")  # fmt: skip
     parser.add_argument("--json", type=Path, help="write the figures here")

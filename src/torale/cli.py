@@ -143,47 +143,57 @@ def worker(
     pool: Annotated[
         str,
         typer.Option(
-            help="threads: one process (one embedding model in memory), each thread running a "
-            "message's checks concurrently on its own event loop; prefork: a process per slot."
+            help="threads: each process runs --concurrency threads, each running a message's "
+            "checks concurrently on its own event loop; prefork: Celery's process per slot."
         ),
     ] = "threads",
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Threaded worker processes, forked after loading code and model once so they "
+            "share those pages; one process uses ~1.3 cores. 0: one per core, up to 4.",
+        ),
+    ] = 0,
 ) -> None:
     """Run a Celery worker for the given queues."""
     if pool not in ("threads", "prefork", "solo"):
         raise _fail(f"--pool must be threads, prefork or solo, not {pool!r}")
+    if processes and pool != "threads":
+        raise _fail("--processes needs --pool threads (prefork makes its own processes)")
     settings = _settings()
     _runtime_env(settings)
-    # one BLAS thread per process: prefork already uses every core, and idle BLAS threads
-    # spinning in each child cost several times the work itself (measured: bench/throughput.py)
+    # one BLAS thread per process: the processes already use every core, and idle BLAS threads
+    # spinning in each one cost several times the work itself (measured: bench/throughput.py)
     for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
     _compact_malloc()
-    if pool == "prefork":
-        # load the local model before the pool forks: its arrays are then shared by the
-        # processes (copy-on-write, never written) instead of copied into each one
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        from torale.ai.embeddings import LocalMiniLM, get_embedder
+    from torale import worker_processes
 
-        embedder = get_embedder(settings)
-        if isinstance(embedder, LocalMiniLM):
-            embedder.load()
+    if pool == "threads":
+        processes = processes or min(4, len(os.sched_getaffinity(0)))
+    if pool == "prefork" or processes > 1:
+        # load code and model before forking: their pages are then shared (copy-on-write)
+        worker_processes.preload(settings)
+    if pool == "prefork":  # Celery forks later, when it starts the pool
+        from celery.signals import worker_before_create_process
+
+        worker_before_create_process.connect(lambda **_: worker_processes.freeze(), weak=False)
     from torale.worker import celery_app
 
-    celery_app.worker_main(
-        [
-            "worker",
-            "--queues",
-            queues,
-            "--pool",
-            pool,
-            "--concurrency",
-            str(concurrency),
-            "--loglevel",
-            settings.log_level,
-            "--without-gossip",
-            "--without-mingle",
-        ]
-    )
+    group = os.getpid()
+
+    def run(index: int) -> int | None:
+        argv = ["worker", "--queues", queues, "--pool", pool, "--concurrency", str(concurrency)]
+        argv += ["--loglevel", settings.log_level, "--without-gossip", "--without-mingle"]
+        if processes > 1:
+            argv += ["--hostname", f"worker{group}.{index}@%h"]
+        code: int | None = celery_app.start(argv)  # worker_main drops the exit code
+        return code
+
+    code = worker_processes.run_processes(max(processes, 1), run)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

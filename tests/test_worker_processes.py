@@ -1,0 +1,110 @@
+"""`torale worker --processes N` as it runs in production: real processes on the test's Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+import psutil
+import pytest
+from celery import Celery
+
+from tests.test_cli import torale
+
+
+@pytest.fixture
+def worker_env(database_url: str, redis_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TORALE_", "SUPABASE_"))}
+    env.update(
+        TORALE_DATABASE_URL=database_url,
+        TORALE_REDIS_URL=redis_url,
+        TORALE_LOG_JSON="false",
+        TORALE_EMBEDDING_PROVIDER="local",
+    )
+    return env
+
+
+@pytest.fixture
+def control(redis_url: str) -> Iterator[Celery]:
+    app = Celery(broker=redis_url)
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+def start_worker(env: dict[str, str], processes: int) -> subprocess.Popen[bytes]:
+    # a queue of its own, so this worker never takes another test's messages
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    argv = [sys.executable, "-m", "torale", "worker", "--queues", queue]
+    argv += ["--processes", str(processes)]
+    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wait_for_nodes(app: Celery, process: subprocess.Popen[bytes], count: int) -> set[str]:
+    """The node names of this worker's processes once `count` of them answer a ping."""
+    pids = {process.pid, *(c.pid for c in psutil.Process(process.pid).children())}
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+        replies = app.control.ping(timeout=1.0) or []
+        nodes = {name for reply in replies for name in reply}
+        mine = {n for n in nodes if n.startswith(f"worker{process.pid}.")}
+        if len(mine) >= count and len(pids) == count:
+            return mine
+        pids = {process.pid, *(c.pid for c in psutil.Process(process.pid).children())}
+    raise AssertionError(f"the worker's {count} processes did not all answer a ping")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_every_process_consumes_and_sigterm_stops_them_all(
+    worker_env: dict[str, str], control: Celery
+) -> None:
+    process = start_worker(worker_env, processes=2)
+    try:
+        nodes = wait_for_nodes(control, process, 2)
+        assert {n.split("@")[0] for n in nodes} == {f"worker{process.pid}.{i}" for i in (0, 1)}
+        time.sleep(3)  # up and staying up: both still answer
+        replies = control.control.ping(timeout=1.0) or []
+        assert nodes <= {name for reply in replies for name in reply}
+        (child,) = psutil.Process(process.pid).children()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+    finally:
+        stop(process)
+
+
+def test_a_dead_child_takes_the_worker_down_for_the_supervisor_to_restart(
+    worker_env: dict[str, str], control: Celery
+) -> None:
+    process = start_worker(worker_env, processes=2)
+    try:
+        wait_for_nodes(control, process, 2)
+        (child,) = psutil.Process(process.pid).children()
+        child.kill()
+        assert process.wait(timeout=60) == 1
+        assert process.stderr is not None
+        assert "worker_process_exited" in process.stderr.read().decode()
+    finally:
+        stop(process)
+
+
+def test_processes_need_the_thread_pool(worker_env: dict[str, str]) -> None:
+    result = torale("worker", "--pool", "prefork", "--processes", "2", env=worker_env)
+    assert result.returncode == 1
+    assert "--processes needs --pool threads" in result.stderr
