@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import structlog
-from openai import AsyncOpenAI, OpenAIError
 from pydantic import BaseModel, Field, ValidationError
 
 from torale.config import Settings
 from torale.detection.decide import Scored
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
 
 log = structlog.get_logger(__name__)
 
@@ -52,10 +55,12 @@ def build_messages(condition: str, candidates: Sequence[Scored]) -> list[dict[st
 
 class LLMJudge:
     def __init__(self, settings: Settings) -> None:
+        from openai import AsyncOpenAI  # only when a judge is configured: the SDK is ~20 MB
+
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "none"
         base = str(settings.openai_base_url) if settings.openai_base_url else None
         self.model = settings.llm_model or "gpt-4o-mini"
-        self.client = AsyncOpenAI(
+        self.client: AsyncOpenAI = AsyncOpenAI(
             api_key=key, base_url=base, timeout=settings.llm_timeout, max_retries=1
         )
 
@@ -65,6 +70,8 @@ class LLMJudge:
 
     async def judge(self, condition: str, candidates: Sequence[Scored]) -> Judgment | None:
         """The model's verdict, or None when it cannot give a usable one."""
+        from openai import OpenAIError
+
         try:
             response = await self.client.chat.completions.create(  # type: ignore[call-overload]
                 model=self.model,
