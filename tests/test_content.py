@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import psycopg
 import pytest
+import redis as sync_redis
 
 from tests.conftest import close_runtime, create_user, make_runtime
 from tests.pages import PageServer, Reply
 from torale.content.service import check_source, check_sources
+from torale.detection.service import detect_changes
+from torale.detection.tasks import _detect_all
+from torale.queue import DetectSnapshots
+from torale.scheduler.service import redrive_stuck
 from torale.worker_runtime import WorkerRuntime
 
 ARTICLE = """<html><head><title>Release notes</title></head><body><main><article>
@@ -130,22 +137,70 @@ async def test_changed_page_stores_snapshot_and_embeds_only_new_passages(
     assert watched.row("monitored_sources")["consecutive_failures"] == 0
 
 
-async def test_changed_snapshot_is_decided_in_the_same_task(
-    source: Any, pages: PageServer, redis_url: str
-) -> None:
-    import redis as sync_redis
+def newest_message(broker: Any, queue: str) -> tuple[str, dict[str, Any]]:
+    """(task name, kwargs) of the message last published to `queue` (kombu's Redis format)."""
+    message = json.loads(broker.lindex(queue, 0))
+    _args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+    return message["headers"]["task"], kwargs
 
+
+async def test_a_batch_hands_its_changed_snapshots_to_detection_in_one_message(
+    source: Any, pages: PageServer, runtime: WorkerRuntime, redis_url: str
+) -> None:
     broker = sync_redis.Redis.from_url(redis_url)
-    pages.add("/handoff", ARTICLE.format(status="Unreleased."))
-    watched = source("/handoff")
+    watched = {name: source(f"/handoff/{name}") for name in ("a", "b")}
+    for name, one in watched.items():
+        pages.add(f"/handoff/{name}", ARTICLE.format(status="Unreleased."))
+        first = await one.check()  # a baseline is compared with nothing: finished at once
+        assert (first["status"], first["outcome"]) == ("succeeded", "changed")
+        pages.add(f"/handoff/{name}", ARTICLE.format(status=f"Released today ({name})."))
+    ids = {name: queue_check(one) for name, one in watched.items()}
     before = broker.llen("detect")
-    first = await watched.check()  # the baseline is not compared with anything
-    assert (first["status"], first["outcome"]) == ("succeeded", "changed")
-    pages.add("/handoff", ARTICLE.format(status="Released today."))
+    outcomes = await check_sources(runtime, list(ids.values()))
+    assert set(outcomes.values()) == {"changed"}
+
+    # stored, waiting for detection; one message carries both snapshots
+    rows = {name: watched[name].row("source_checks", ids[name]) for name in ids}
+    assert {r["status"] for r in rows.values()} == {"running"}
+    assert broker.llen("detect") == before + 1
+    task, kwargs = newest_message(broker, "detect")
+    assert task == "torale.detection.detect_snapshots"
+    assert sorted((s["check_id"], s["scraped_content_id"]) for s in kwargs["snapshots"]) == sorted(
+        (str(ids[name]), rows[name]["scraped_content_id"]) for name in ids
+    )
+
+    # the detection task finishes each check; running it again changes nothing
+    refs = DetectSnapshots.model_validate(kwargs).snapshots
+    assert all(outcome in ("changed", "alerted") for outcome in await _detect_all(runtime, refs))
+    done = {name: watched[name].row("source_checks", ids[name]) for name in ids}
+    assert {(r["status"], r["finished_at"] is not None) for r in done.values()} == {
+        ("succeeded", True)
+    }
+    assert await _detect_all(runtime, refs) == [None, None]
+
+
+async def test_a_lost_handoff_is_redriven_by_the_sweep(
+    source: Any, pages: PageServer, runtime: WorkerRuntime, redis_url: str
+) -> None:
+    broker = sync_redis.Redis.from_url(redis_url)
+    pages.add("/lost", ARTICLE.format(status="Unreleased."))
+    watched = source("/lost")
+    await watched.check()
+    pages.add("/lost", ARTICLE.format(status="Released today."))
     check = await watched.check()
-    # the detector has decided (no second queue hop): the check is finished, not left running
-    assert check["status"] == "succeeded" and check["outcome"] in ("changed", "alerted")
-    assert check["scraped_content_id"] and broker.llen("detect") == before
+    assert check["status"] == "running" and check["scraped_content_id"]
+    broker.lpop("detect")  # the handoff message is lost (a Redis failover, say)
+    watched.pg.execute(
+        "update source_checks set started_at = now() - interval '1 day' where id = %s",
+        (check["id"],),
+    )
+    await redrive_stuck(runtime)
+    task, kwargs = newest_message(broker, "detect")
+    assert task == "torale.detection.detect_changes"
+    assert kwargs == {"check_id": check["id"], "scraped_content_id": check["scraped_content_id"]}
+    assert await detect_changes(runtime, uuid.UUID(check["id"]), uuid.UUID(
+        check["scraped_content_id"])) in ("changed", "alerted")  # fmt: skip
+    assert watched.row("source_checks", uuid.UUID(check["id"]))["status"] == "succeeded"
 
 
 async def test_a_batch_checks_each_source_once_and_failures_stay_with_their_check(

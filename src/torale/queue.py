@@ -62,14 +62,31 @@ class CheckSources(TaskMessage):
 
 
 class DetectChanges(TaskMessage):
-    """Compare a new snapshot with earlier ones and decide on alerts. The content step runs
-    detection itself right after storing the snapshot; this message is how the scheduler's sweep
-    re-drives a decision that was lost (worker killed, detector failed)."""
+    """Compare a new snapshot with earlier ones and decide on alerts: how the scheduler's sweep
+    re-drives a decision that was lost (message lost, worker killed, detector failed)."""
 
     task_name: ClassVar[str] = "torale.detection.detect_changes"
     queue: ClassVar[str] = "detect"
     check_id: uuid.UUID
     scraped_content_id: uuid.UUID
+
+
+class SnapshotRef(BaseModel):
+    """One changed snapshot waiting for detection, as carried in a batch."""
+
+    model_config = ConfigDict(frozen=True)
+    check_id: uuid.UUID
+    scraped_content_id: uuid.UUID
+
+
+class DetectSnapshots(TaskMessage):
+    """Decide on the changed snapshots of one batch of checks (the content step's handoff): one
+    queue hop for the batch, detections run concurrently and share embedding passes, and each
+    records its own outcome."""
+
+    task_name: ClassVar[str] = "torale.detection.detect_snapshots"
+    queue: ClassVar[str] = "detect"
+    snapshots: list[SnapshotRef]
 
 
 class NotifyAlert(TaskMessage):

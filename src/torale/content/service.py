@@ -1,14 +1,14 @@
 """Checks of sources: fetch politely, short-circuit what did not change, extract passages,
-embed only new ones, store the snapshot, and decide on a changed snapshot at once.
+embed only new ones, store the snapshot, and hand a changed snapshot to detection.
 
 A batch of checks is claimed in one statement and run concurrently on the worker's loop; the
 checks' embeddings share forward passes and their quick outcomes (304, unchanged) are written
 together. Every outcome, failures included, is written to `source_checks` and
 `monitored_sources` for that check alone, so the database is the truth and a lost check is
-re-driven by the scheduler's sweep. Detection runs in the same task right after the snapshot is
-stored (`torale.detection.service.detect_changes`, the function its own task runs): one queue
-hop less per changed page; if it fails, the check stays `running` with its snapshot and the
-sweep hands it to the detection task.
+re-driven by the scheduler's sweep. Once the batch is done, one `DetectSnapshots` message
+carries its changed snapshots to detection (one queue hop per batch, not per page); until
+detection records its outcome a check stays `running` with its snapshot, so a lost message or
+a failed detection is re-driven by the sweep.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from torale.ai.embeddings import Embedder, get_embedder, shape_memo
 from torale.coalesce import Coalescer
 from torale.content.extract import Document, Passage, UnsupportedContent, extract
 from torale.db.session import as_service
-from torale.detection.service import detect_changes
 from torale.net.fetch import Fetcher, FetchError, FetchResult
+from torale.queue import DetectSnapshots, SnapshotRef, enqueue
 from torale.worker_runtime import WorkerRuntime
 
 log = structlog.get_logger(__name__)
@@ -328,18 +328,31 @@ async def check_sources(
     outcomes: dict[uuid.UUID, str | None] = dict.fromkeys(check_ids)
     if len(claimed) < len(outcomes):
         log.info("checks not queued; nothing to do for them", skipped=len(outcomes) - len(claimed))
-    results = await asyncio.gather(*(_run(runtime, check) for check in claimed))
+    handoff: list[SnapshotRef] = []
+    results = await asyncio.gather(*(_run(runtime, check, handoff) for check in claimed))
     outcomes.update(zip((check.check_id for check in claimed), results, strict=True))
+    if handoff:
+        _hand_to_detection(runtime, handoff)
     return outcomes
 
 
-async def _run(runtime: WorkerRuntime, check: ClaimedCheck) -> str:
+def _hand_to_detection(runtime: WorkerRuntime, snapshots: list[SnapshotRef]) -> None:
+    """One message for the batch's changed snapshots; if it cannot be sent, their checks stay
+    `running` with the snapshot and the sweep hands each to detection."""
+    try:
+        enqueue(runtime.celery, DetectSnapshots(snapshots=snapshots))
+    except Exception:
+        log.exception("cannot enqueue detection; the scheduler's sweep re-drives it",
+                      checks=[str(ref.check_id) for ref in snapshots])  # fmt: skip
+
+
+async def _run(runtime: WorkerRuntime, check: ClaimedCheck, handoff: list[SnapshotRef]) -> str:
     """One claimed check; an unexpected error is recorded as this check's failure."""
     with structlog.contextvars.bound_contextvars(
         source_id=str(check.source_id), check_id=str(check.check_id)
     ):
         try:
-            return await _check(runtime, check)
+            return await _check(runtime, check, handoff)
         except Exception as exc:
             log.exception("check crashed")
             try:
@@ -352,7 +365,8 @@ async def _run(runtime: WorkerRuntime, check: ClaimedCheck) -> str:
             return "error"
 
 
-async def _check(runtime: WorkerRuntime, check: ClaimedCheck) -> str:
+async def _check(runtime: WorkerRuntime, check: ClaimedCheck, handoff: list[SnapshotRef]) -> str:
+    """Fetch, short-circuit, extract, embed, store; a snapshot to compare joins `handoff`."""
     settings = runtime.settings
     try:
         result = await fetcher_for(runtime).fetch(
@@ -410,10 +424,6 @@ async def _check(runtime: WorkerRuntime, check: ClaimedCheck) -> str:
             body_hash=body_hash, content_hash=document.text_hash, snapshot_id=snapshot_id,
             detection_pending=compare,
         )  # fmt: skip
-    if not compare:
-        return "changed"
-    try:
-        return await detect_changes(runtime, check.check_id, snapshot_id) or "changed"
-    except Exception:
-        log.exception("detection failed; the scheduler's sweep hands the snapshot to it again")
-        return "changed"
+    if compare:
+        handoff.append(SnapshotRef(check_id=check.check_id, scraped_content_id=snapshot_id))
+    return "changed"
