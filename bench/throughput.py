@@ -4,8 +4,10 @@ Starts everything itself, in a temp dir: the shared page server
 (`/work/shared/bench/pageserver.py`, ~20 KB article pages with a small block that changes on
 every request) on a free loopback port, embedded Postgres + Redis (`EmbeddedServers`),
 migrations, then the real services as subprocesses: one `torale worker` consuming
-fetch,embed,detect,scheduler (`--pool threads` by default: one process whose `--workers K`
-threads each run a message's batch of checks concurrently; `--pool prefork`: K processes) and
+fetch,embed,detect,scheduler (`--pool threads` by default: `--processes P` processes, 0 meaning
+one per core as `torale worker` does, forked after loading code and model, each with
+`--workers K` threads that each run a message's batch of checks concurrently;
+`--pool prefork`: K processes under Celery's parent) and
 `torale beat` (TORALE_SCHEDULER_TICK=1 s; beat accepts sub-second ticks, so the script does not
 tick itself), which dispatches due checks in messages of TORALE_CHECK_BATCH_SIZE (20).
 One user, one active query and N sources `http://127.0.0.1:PORT/page/i` with
@@ -24,8 +26,9 @@ source has a baseline), it measures over --window seconds:
   window by every process of the system: the worker and its pool, beat, the postmaster and all
   its backends and auxiliaries, and Redis; not the page server, not this script (nor the
   backend of this script's own connection);
-* peak worker RSS: the sum over the worker's processes, sampled every second (PSS too, since
-  prefork children share their parent's pages and the mapped model file);
+* peak worker memory: RSS summed over the worker's processes and PSS summed, sampled every
+  second. The processes share the pages loaded before forking (code, model), which RSS counts
+  once per process and PSS splits between them: the PSS sum is what the worker takes;
 * the outcome mix (changed / unchanged / not_modified / error), latencies, and the checks still
   in flight at the end (a stalled pipeline shows there).
 
