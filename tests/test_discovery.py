@@ -520,6 +520,18 @@ async def test_probe_follows_redirects_through_the_guard(pages: PageServer) -> N
     assert ("GET", "/no-head") in pages.requests
 
 
+async def test_probe_connects_only_where_the_guard_allows(pages: PageServer) -> None:
+    """The probe's own connections pass the guard (a rebinding name cannot slip through the
+    check of the first URL): a strict probe never reaches a loopback server."""
+    strict = ReachabilityProbe(allow_private=False, user_agent="torale-test", timeout=2.0)
+    before = len(pages.requests)
+    try:
+        assert not await strict(pages.url("/rtx"))
+    finally:
+        await strict.aclose()
+    assert len(pages.requests) == before
+
+
 async def test_vetting_keeps_order_limit_and_skips_seen(pages: PageServer) -> None:
     vetter = SourceVetter(allow_private=True, probe=None)
     proposals = [SourceProposal(pages.url(p)) for p in ("/a", "/b", "/c", "/d", "/e", "/f")]

@@ -12,6 +12,7 @@ import structlog
 from torale.discovery.providers.base import SourceProposal
 from torale.discovery.providers.llm import clean_text
 from torale.discovery.schemas import DiscoveredSource
+from torale.net.fetch import GuardedTransport
 from torale.net.ssrf import UnsafeURLError, check_url, normalize_url
 
 log = structlog.get_logger(__name__)
@@ -26,7 +27,11 @@ _RETRY_WITH_GET = frozenset({400, 403, 405, 406, 501})
 
 
 class ReachabilityProbe:
-    """A quick HEAD (then GET) that follows redirects through the SSRF guard, hop by hop."""
+    """A quick HEAD (then GET) that follows redirects through the SSRF guard, hop by hop.
+
+    Its connections go through the fetcher's guarded transport, which connects only to the
+    addresses the guard has just validated: a name that resolves to a public address for the
+    check and a private one for the connection (DNS rebinding) gets nowhere."""
 
     def __init__(
         self,
@@ -42,7 +47,11 @@ class ReachabilityProbe:
         self.max_redirects = max_redirects
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(
-            timeout=timeout, follow_redirects=False, headers={"User-Agent": user_agent}
+            transport=GuardedTransport(allow_private=allow_private),
+            timeout=timeout,
+            follow_redirects=False,
+            headers={"User-Agent": user_agent},
+            trust_env=False,
         )
 
     async def __call__(self, url: str) -> bool:
@@ -82,6 +91,9 @@ class ReachabilityProbe:
             async with self._client.stream("GET", url) as streamed:
                 return streamed.status_code, streamed.headers.get("location")
         except httpx.HTTPError:
+            return None
+        except UnsafeURLError as exc:  # refused at connect time by the guarded transport
+            log.info("discovery_probe_refused", url=url, reason=str(exc))
             return None
 
     async def aclose(self) -> None:
