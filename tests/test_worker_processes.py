@@ -104,6 +104,21 @@ def test_a_dead_child_takes_the_worker_down_for_the_supervisor_to_restart(
         stop(process)
 
 
+def test_children_stop_when_the_parent_is_killed(
+    worker_env: dict[str, str], control: Celery
+) -> None:
+    process = start_worker(worker_env, processes=2)
+    try:
+        wait_for_nodes(control, process, 2)
+        (child,) = psutil.Process(process.pid).children()
+        process.kill()  # no chance to stop its children: the kernel tells them
+        process.wait(timeout=10)
+        child.wait(timeout=60)
+        assert not child.is_running()
+    finally:
+        stop(process)
+
+
 def test_processes_need_the_thread_pool(worker_env: dict[str, str]) -> None:
     result = torale("worker", "--pool", "prefork", "--processes", "2", env=worker_env)
     assert result.returncode == 1

@@ -54,12 +54,15 @@ def freeze() -> None:
     gc.freeze()
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
+    """SIGTERM this (child) process when `parent` dies, including if it already has."""
     if sys.platform != "linux":
         return
     name = ctypes.util.find_library("c")
     if name:
         ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died between the fork and the prctl
+        os._exit(1)
 
 
 def run_processes(processes: int, run: Callable[[int], int | None]) -> int:
@@ -70,10 +73,11 @@ def run_processes(processes: int, run: Callable[[int], int | None]) -> int:
     """
     children: dict[int, int] = {}  # pid -> index
     stopping, child_died = threading.Event(), threading.Event()
+    parent = os.getpid()
     for index in range(1, processes):
         pid = os.fork()
         if pid == 0:
-            _die_with_parent()
+            _die_with_parent(parent)
             code = 1
             try:
                 code = run(index) or 0
