@@ -3,6 +3,7 @@ content terms, and whether planned/unreleased things count. Pure functions, no I
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -145,8 +146,11 @@ class QuerySignals:
         return self.price_below is not None or self.price_above is not None
 
 
+@functools.lru_cache(maxsize=1024)
 def read_query(*texts: str | None) -> QuerySignals:
-    """Signals from the raw query (and the refined query / condition when discovery wrote them)."""
+    """Signals from the raw query (and the refined query / condition when discovery wrote them).
+
+    Memoised: a monitor's query is read on each of its checks, and the signals are immutable."""
     text = " ".join(t for t in texts if t)
     below = above = None
     amounts = prices(text)
