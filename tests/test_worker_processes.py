@@ -9,12 +9,14 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
 from celery import Celery
 
 from tests.test_cli import torale
+from torale.worker_processes import cpu_quota, default_processes
 
 
 @pytest.fixture
@@ -123,3 +125,19 @@ def test_processes_need_the_thread_pool(worker_env: dict[str, str]) -> None:
     result = torale("worker", "--pool", "prefork", "--processes", "2", env=worker_env)
     assert result.returncode == 1
     assert "--processes needs --pool threads" in result.stderr
+
+
+def test_cpu_quota_reads_cgroup_v2_limits() -> None:
+    assert cpu_quota("max 100000\n") is None
+    assert cpu_quota("150000 100000\n") == 1.5
+    assert cpu_quota("50000 100000") == 0.5
+    assert cpu_quota("") is None and cpu_quota("garbage") is None
+
+
+def test_default_processes_follow_the_container_limit(tmp_path: Path) -> None:
+    cpus = len(os.sched_getaffinity(0))
+    assert default_processes(cgroup=tmp_path) == min(4, cpus)  # no cpu.max: not a cgroup limit
+    (tmp_path / "cpu.max").write_text("50000 100000\n")
+    assert default_processes(cgroup=tmp_path) == 1  # half a CPU still gets one process
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert default_processes(cgroup=tmp_path, limit=1) == 1

@@ -152,7 +152,8 @@ def worker(
         typer.Option(
             min=0,
             help="Threaded worker processes, forked after loading code and model once so they "
-            "share those pages; one process uses ~1.3 cores. 0: one per core, up to 4.",
+            "share those pages; one process uses ~1.3 cores. 0: one per CPU it may use (affinity, "
+            "cgroup quota), up to 4.",
         ),
     ] = 0,
 ) -> None:
@@ -171,7 +172,7 @@ def worker(
     from torale import worker_processes
 
     if pool == "threads":
-        processes = processes or min(4, len(os.sched_getaffinity(0)))
+        processes = processes or worker_processes.default_processes()
     if pool == "prefork" or processes > 1:
         # load code and model before forking: their pages are then shared (copy-on-write)
         worker_processes.preload(settings)

@@ -19,11 +19,13 @@ import contextlib
 import ctypes
 import ctypes.util
 import gc
+import math
 import os
 import signal
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import structlog
 
@@ -32,6 +34,28 @@ from torale.config import Settings
 log = structlog.get_logger(__name__)
 
 _PR_SET_PDEATHSIG = 1  # from linux/prctl.h
+
+
+def default_processes(limit: int = 4, cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """One process per CPU this process may use, up to `limit`: the CPUs it may run on, fewer
+    when a cgroup (v2) quota caps it, as a container's CPU limit does."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    quota = cpu_quota((cgroup / "cpu.max").read_text() if (cgroup / "cpu.max").is_file() else "")
+    if quota is not None:
+        cpus = min(cpus or 1, max(1, math.ceil(quota)))
+    return max(1, min(limit, cpus or 1))
+
+
+def cpu_quota(cpu_max: str) -> float | None:
+    """CPUs allowed by a cgroup v2 `cpu.max` ("150000 100000" -> 1.5); None when unlimited."""
+    parts = cpu_max.split()
+    if len(parts) != 2 or parts[0] == "max":
+        return None
+    try:
+        quota, period = int(parts[0]), int(parts[1])
+    except ValueError:
+        return None
+    return quota / period if quota > 0 and period > 0 else None
 
 
 def preload(settings: Settings) -> None:
