@@ -558,6 +558,7 @@ def run(args: argparse.Namespace, system: System) -> dict[str, Any]:
         "workers": args.workers,
         "pool": args.pool,
         "processes": args.processes if args.pool == "threads" else None,
+        "worker_processes": len(_tree(roots["workers"])),
         "blas_env": {k: os.environ[k] for k in BLAS_ENV if k in os.environ},
         "scheduler": f"torale beat, TORALE_SCHEDULER_TICK={TICK_SECONDS:g}",
         "checks": checks,
@@ -590,7 +591,8 @@ def print_table(r: dict[str, Any]) -> None:
         ("mode", f"{r['mode']} ({what})"),
         ("sources", f"{r['n']}, every 1 s; worker --pool {r['pool']} --concurrency "
                     f"{r['workers']}" + (f" --processes {r['processes']}" if r["processes"]
-                    else "") + f" ({QUEUES}) + beat (tick {TICK_SECONDS:g} s)"),
+                    is not None else "") + f" ({QUEUES}): {r['worker_processes']} processes"
+                    f" + beat (tick {TICK_SECONDS:g} s)"),
         ("window", f"{r['window_s']:.1f} s after a {r['warmup_s']:.0f} s warm-up"
                    + "".join(f"; {k}={v}" for k, v in r["blas_env"].items())),
         ("checks finished", f"{r['checks']}  ({r['page_requests']} page requests served)"),
@@ -604,8 +606,9 @@ def print_table(r: dict[str, Any]) -> None:
                                        if k != "total") if r["checks"] else "-"),
         ("checks per CPU-second", f"{r['checks_per_cpu_second']}  "
                                   f"({r['cpu_ms_per_check']} ms CPU per check)"),
-        ("peak worker RSS", f"{r['peak_rss_mb']:.0f} MB (sum over processes; "
-                            f"PSS {r['peak_pss_mb']:.0f} MB)"),
+        ("peak worker memory", f"{r['peak_pss_mb']:.0f} MB PSS summed over its processes "
+                               f"(RSS summed: {r['peak_rss_mb']:.0f} MB, shared pages counted "
+                               "once per process)"),
         ("latency p50 / p95", f"{secs(r['latency_p50_s'])} / {secs(r['latency_p95_s'])} queued->"
                               f"finished (wait {secs(r['queue_wait_p50_s'])}, run "
                               f"{secs(r['run_p50_s'])})"),
