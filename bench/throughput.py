@@ -177,7 +177,9 @@ def tree_cpu(root: psutil.Process, exclude: frozenset[int] = frozenset()) -> tup
 
 
 def cpu_snapshot(roots: dict[str, psutil.Process], exclude: frozenset[int]) -> dict[str, float]:
-    """CPU seconds so far per part of the system; the worker is split into main and pool."""
+    """CPU seconds so far per part of the system; the worker is split into its first process
+    (`worker_main`: Celery's parent under prefork, the forking parent with --processes) and the
+    processes it started (`worker_pool`)."""
     snapshot = {}
     for name, root in roots.items():
         own, rest = tree_cpu(root, exclude)
@@ -598,8 +600,8 @@ def print_table(r: dict[str, Any]) -> None:
         ("checks finished", f"{r['checks']}  ({r['page_requests']} page requests served)"),
         ("checks per minute", f"{r['checks_per_min']:,.0f}"),
         ("outcomes", "  ".join(f"{k} {o.get(k, 0)}" for k in OUTCOMES)),
-        ("CPU seconds", f"{cpu['total']:.2f} = workers {cpu['workers']:.2f} (main "
-                        f"{cpu['worker_main']:.2f}, pool {cpu['worker_pool']:.2f}) + beat "
+        ("CPU seconds", f"{cpu['total']:.2f} = workers {cpu['workers']:.2f} (parent "
+                        f"{cpu['worker_main']:.2f}, children {cpu['worker_pool']:.2f}) + beat "
                         f"{cpu['beat']:.2f} + postgres {cpu['postgres']:.2f} + redis "
                         f"{cpu['redis']:.2f}  ({r['cores_busy']:.2f} cores busy)"),
         ("CPU ms per check", "  ".join(f"{k} {v / r['checks'] * 1000:.1f}" for k, v in cpu.items()
