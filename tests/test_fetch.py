@@ -24,6 +24,7 @@ from torale.net.fetch import (
     Fetcher,
     FetchError,
     GuardedNetworkBackend,
+    GuardedTransport,
     RobotsDisallowed,
     UnsafeURL,
     create_http_client,
@@ -322,6 +323,39 @@ async def test_connect_time_guard_refuses_even_without_the_precheck(
         with pytest.raises(ssrf.UnsafeURLError):
             await client.get(pages.url("/"))
     assert pages.requests() == []
+
+
+async def test_an_idle_connection_the_server_closed_is_not_reused() -> None:
+    """Servers drop idle keep-alive connections; the pool must notice and open a new one,
+    not send the next request into a closed socket."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    reply = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+    connections = 0
+
+    async def serve() -> None:
+        nonlocal connections
+        loop = asyncio.get_running_loop()
+        listener.setblocking(False)
+        while True:
+            conn, _ = await loop.sock_accept(listener)
+            connections += 1
+            await loop.sock_recv(conn, 65536)
+            await loop.sock_sendall(conn, reply)  # keep-alive implied, then dropped at once
+            conn.close()
+
+    server = asyncio.create_task(serve())
+    client = httpx.AsyncClient(transport=GuardedTransport(allow_private=True))
+    try:
+        for _ in range(3):
+            response = await client.get(f"http://127.0.0.1:{port}/")
+            assert response.text == "ok"
+            await asyncio.sleep(0.05)  # the close reaches us while the connection is idle
+        assert connections == 3
+    finally:
+        await client.aclose()
+        server.cancel()
+        listener.close()
 
 
 @pytest.mark.parametrize(
