@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -73,52 +74,51 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+@contextmanager
+def two_processes(
+    env: dict[str, str], control: Celery
+) -> Iterator[tuple[subprocess.Popen[bytes], psutil.Process, set[str]]]:
+    """A worker of two processes once both answer: (the parent, its child, their node names)."""
+    process = start_worker(env, processes=2)
+    try:
+        nodes = wait_for_nodes(control, process, 2)
+        (child,) = psutil.Process(process.pid).children()
+        yield process, child, nodes
+    finally:
+        stop(process)
+
+
 def test_every_process_consumes_and_sigterm_stops_them_all(
     worker_env: dict[str, str], control: Celery
 ) -> None:
-    process = start_worker(worker_env, processes=2)
-    try:
-        nodes = wait_for_nodes(control, process, 2)
+    with two_processes(worker_env, control) as (process, child, nodes):
         assert {n.split("@")[0] for n in nodes} == {f"worker{process.pid}.{i}" for i in (0, 1)}
         time.sleep(3)  # up and staying up: both still answer
         replies = control.control.ping(timeout=1.0) or []
         assert nodes <= {name for reply in replies for name in reply}
-        (child,) = psutil.Process(process.pid).children()
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
         assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
-    finally:
-        stop(process)
 
 
 def test_a_dead_child_takes_the_worker_down_for_the_supervisor_to_restart(
     worker_env: dict[str, str], control: Celery
 ) -> None:
-    process = start_worker(worker_env, processes=2)
-    try:
-        wait_for_nodes(control, process, 2)
-        (child,) = psutil.Process(process.pid).children()
+    with two_processes(worker_env, control) as (process, child, _):
         child.kill()
         assert process.wait(timeout=60) == 1
         assert process.stderr is not None
         assert "worker_process_exited" in process.stderr.read().decode()
-    finally:
-        stop(process)
 
 
 def test_children_stop_when_the_parent_is_killed(
     worker_env: dict[str, str], control: Celery
 ) -> None:
-    process = start_worker(worker_env, processes=2)
-    try:
-        wait_for_nodes(control, process, 2)
-        (child,) = psutil.Process(process.pid).children()
+    with two_processes(worker_env, control) as (process, child, _):
         process.kill()  # no chance to stop its children: the kernel tells them
         process.wait(timeout=10)
         child.wait(timeout=60)
         assert not child.is_running()
-    finally:
-        stop(process)
 
 
 def test_processes_need_the_thread_pool(worker_env: dict[str, str]) -> None:
