@@ -114,24 +114,6 @@ def _runtime_env(settings: Settings) -> None:
     get_settings.cache_clear()
 
 
-def _compact_malloc() -> None:
-    """glibc: two malloc arenas instead of eight per core, and a fixed mmap threshold, so a
-    threaded worker does not keep a heap per thread nor the freed buffers of forward passes."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if not name or sys.platform != "linux":
-        return
-    try:
-        libc = ctypes.CDLL(name)
-        m_mmap_threshold, m_arena_max = -3, -8  # from glibc's malloc.h
-        libc.mallopt(m_arena_max, 2)
-        libc.mallopt(m_mmap_threshold, 256 * 1024)
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt): nothing to tune
-        return
-
-
 @app.command()
 def worker(
     queues: Annotated[
@@ -168,8 +150,9 @@ def worker(
     # spinning in each one cost several times the work itself (measured: bench/throughput.py)
     for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
-    _compact_malloc()
     from torale import worker_processes
+
+    worker_processes.compact_malloc()
 
     if pool == "threads":
         processes = processes or worker_processes.default_processes()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import gc
 import math
 import os
@@ -39,11 +40,12 @@ _PR_SET_PDEATHSIG = 1  # from linux/prctl.h
 def default_processes(limit: int = 4, cgroup: Path = Path("/sys/fs/cgroup")) -> int:
     """One process per CPU this process may use, up to `limit`: the CPUs it may run on, fewer
     when a cgroup (v2) quota caps it, as a container's CPU limit does."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    affinity = getattr(os, "sched_getaffinity", None)  # not on macOS
+    cpus = len(affinity(0)) if affinity else os.cpu_count() or 1
     quota = cpu_quota((cgroup / "cpu.max").read_text() if (cgroup / "cpu.max").is_file() else "")
     if quota is not None:
-        cpus = min(cpus or 1, max(1, math.ceil(quota)))
-    return max(1, min(limit, cpus or 1))
+        cpus = min(cpus, math.ceil(quota))
+    return max(1, min(limit, cpus))
 
 
 def cpu_quota(cpu_max: str) -> float | None:
@@ -78,13 +80,34 @@ def freeze() -> None:
     gc.freeze()
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """glibc on Linux, looked up once (find_library runs a subprocess); None elsewhere."""
+    name = ctypes.util.find_library("c") if sys.platform == "linux" else None
+    try:
+        return ctypes.CDLL(name, use_errno=True) if name else None
+    except OSError:
+        return None
+
+
+def compact_malloc() -> None:
+    """glibc: two malloc arenas instead of eight per core, and a fixed mmap threshold, so a
+    threaded worker does not keep a heap per thread nor the freed buffers of forward passes."""
+    libc = _libc()
+    try:
+        if libc is not None:
+            m_mmap_threshold, m_arena_max = -3, -8  # from glibc's malloc.h
+            libc.mallopt(m_arena_max, 2)
+            libc.mallopt(m_mmap_threshold, 256 * 1024)
+    except AttributeError:  # not glibc (musl has no mallopt): nothing to tune
+        return
+
+
 def _die_with_parent(parent: int) -> None:
     """SIGTERM this (child) process when `parent` dies, including if it already has."""
-    if sys.platform != "linux":
-        return
-    name = ctypes.util.find_library("c")
-    if name:
-        ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    libc = _libc()
+    if libc is not None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # it died between the fork and the prctl
         os._exit(1)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from typing import Any
 
 from torale.content.service import check_source as run_check
@@ -25,7 +26,4 @@ def check_sources(checks: list[dict[str, Any]]) -> dict[str, int]:
     runtime = worker_runtime()
     message = CheckSources.model_validate({"checks": checks})
     outcomes = runtime.run(run_checks(runtime, [ref.check_id for ref in message.checks]))
-    counts: dict[str, int] = {}
-    for outcome in outcomes.values():
-        counts[outcome or "skipped"] = counts.get(outcome or "skipped", 0) + 1
-    return counts
+    return dict(Counter(outcome or "skipped" for outcome in outcomes.values()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from typing import Any
 
 import structlog
@@ -29,10 +30,7 @@ def detect_snapshots(snapshots: list[dict[str, Any]]) -> dict[str, int]:
     runtime = worker_runtime()
     message = DetectSnapshots.model_validate({"snapshots": snapshots})
     outcomes = runtime.run(_detect_all(runtime, message.snapshots))
-    counts: dict[str, int] = {}
-    for outcome in outcomes:
-        counts[outcome or "skipped"] = counts.get(outcome or "skipped", 0) + 1
-    return counts
+    return dict(Counter(outcome or "skipped" for outcome in outcomes))
 
 
 async def _detect_all(runtime: WorkerRuntime, refs: list[SnapshotRef]) -> list[str | None]:
